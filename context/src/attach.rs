@@ -1,0 +1,108 @@
+//! [`Attached`]: a future that always runs inside one context.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::context::Context;
+
+pin_project! {
+    /// A future wrapped by [`Context::attach`]: each poll, and the drop of the
+    /// inner future, run inside the context.
+    ///
+    /// This is how to give futures joined inside one task (`join!`,
+    /// `select!`) contexts of their own, and how to use baton contexts under
+    /// another executor, such as tokio's.
+    ///
+    /// ```
+    /// use baton_context::{Context, ContextVar};
+    ///
+    /// static ID: ContextVar<u32> = ContextVar::new("id");
+    ///
+    /// let ctx = Context::new();
+    /// let fut = ctx.attach(async {
+    ///     let _ = ID.set(7);
+    ///     ID.get()
+    /// });
+    /// assert_eq!(futures::executor::block_on(fut), Some(7));
+    /// assert_eq!(ctx.get(&ID), Some(7));
+    /// assert_eq!(ID.get(), None);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// A poll panics if the context is entered already — by another thread,
+    /// or by this one (an attached future polled from inside its own
+    /// context): [`ContextError::AlreadyEntered`](crate::ContextError).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Attached<F> {
+        ctx: Context,
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Attached<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            let mut fut = this.fut;
+            if fut.is_some() {
+                this.ctx.run_for_drop(|| fut.set(None));
+            }
+        }
+    }
+}
+
+impl<F> Attached<F> {
+    pub(crate) fn new(ctx: Context, fut: F) -> Self {
+        Attached { ctx, fut: Some(fut) }
+    }
+
+    /// The context this future runs in.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl<F: Future> Future for Attached<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut fut = this.fut;
+        let polled = this.ctx.try_run(|| {
+            let inner = fut
+                .as_mut()
+                .as_pin_mut()
+                .expect("`Attached` polled after completion");
+            let poll = inner.poll(cx);
+            if poll.is_ready() {
+                // Completed: drop the future now, still inside its context.
+                fut.set(None);
+            }
+            poll
+        });
+        match polled {
+            Ok(poll) => poll,
+            Err(e) => panic!("baton: cannot poll an attached future: {e}"),
+        }
+    }
+}
+
+impl Context {
+    /// Runs `f` (a destructor) inside this context if possible: directly if
+    /// it is current already, entered otherwise. If another thread has it
+    /// entered, `f` runs in the caller's context — a destructor cannot wait
+    /// for another thread, and must not fail.
+    pub(crate) fn run_for_drop(&self, f: impl FnOnce()) {
+        if self.is_current() {
+            f();
+            return;
+        }
+        let mut f = Some(f);
+        if self.try_run(|| (f.take().expect("once"))()).is_err() {
+            (f.take().expect("not run"))();
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! [`ContextVar`]: a variable whose value depends on the current context (S2, S5).
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::current;
+use crate::error::ContextError;
+use crate::id;
+use crate::map::{Entry, Value};
+use crate::token::Token;
+
+/// A variable whose value is looked up in the current [`Context`](crate::Context).
+///
+/// The equivalent of Python's `contextvars.ContextVar`. Declare it as a
+/// `static`; its identity is assigned on first use, so two variables with the
+/// same name are still different variables.
+///
+/// ```
+/// use baton_context::ContextVar;
+///
+/// static USER: ContextVar<String> = ContextVar::with_default_fn("user", || "guest".to_string());
+///
+/// assert_eq!(USER.get().as_deref(), Some("guest"));
+/// let token = USER.set("alice".to_string());
+/// assert_eq!(USER.get().as_deref(), Some("alice"));
+/// USER.reset(token).unwrap();
+/// assert_eq!(USER.get().as_deref(), Some("guest"));
+/// ```
+///
+/// Values are stored behind an `Arc` and shared by copies of the context:
+/// `get` clones the value, so for large values bind an `Arc<T>` (cloning it
+/// is a reference-count increment) or read through [`ContextVar::with`].
+pub struct ContextVar<T: Send + Sync + 'static> {
+    name: &'static str,
+    /// Assigned lazily; 0 = not yet.
+    key: AtomicU64,
+    default: Default<T>,
+}
+
+enum Default<T> {
+    None,
+    Value(T),
+    Fn(fn() -> T),
+}
+
+impl<T: Send + Sync + 'static> ContextVar<T> {
+    /// A variable without a default: `get` returns `None` where it is unbound.
+    pub const fn new(name: &'static str) -> Self {
+        Self::build(name, Default::None)
+    }
+
+    /// A variable whose `get` returns `value` where it is unbound.
+    pub const fn with_default(name: &'static str, value: T) -> Self {
+        Self::build(name, Default::Value(value))
+    }
+
+    /// A variable whose default is built by `default` each time it is needed,
+    /// for defaults no `const` can build (a `String`, a map, …).
+    pub const fn with_default_fn(name: &'static str, default: fn() -> T) -> Self {
+        Self::build(name, Default::Fn(default))
+    }
+
+    const fn build(name: &'static str, default: Default<T>) -> Self {
+        ContextVar {
+            name,
+            key: AtomicU64::new(0),
+            default,
+        }
+    }
+
+    /// The name given at construction.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The variable's identity in context maps.
+    #[inline(always)]
+    pub(crate) fn key(&self) -> u64 {
+        match self.key.load(Ordering::Relaxed) {
+            0 => self.assign_key(),
+            key => key,
+        }
+    }
+
+    #[cold]
+    fn assign_key(&self) -> u64 {
+        let fresh = id::next_var_id();
+        match self
+            .key
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(winner) => winner,
+        }
+    }
+
+    /// The value in the current context, else the variable's default, else
+    /// `None` (S2).
+    #[inline]
+    pub fn get(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        let key = self.key();
+        // SAFETY (downcast): values bound under this variable's key are `T`s.
+        let bound = current::with_map(|map| {
+            map.get(key)
+                .map(|entry| unsafe { downcast::<T>(&entry.value) }.clone())
+        });
+        match bound {
+            Some(value) => Some(value),
+            None => self.default_value(),
+        }
+    }
+
+    /// The value in the current context, else `default` — which wins over the
+    /// variable's own default, as in Python's `var.get(default)`.
+    #[inline]
+    pub fn get_or(&self, default: T) -> T
+    where
+        T: Clone,
+    {
+        let key = self.key();
+        // SAFETY (downcast): values bound under this variable's key are `T`s.
+        current::with_map(|map| {
+            map.get(key)
+                .map(|entry| unsafe { downcast::<T>(&entry.value) }.clone())
+        })
+        .unwrap_or(default)
+    }
+
+    /// Calls `f` with a reference to what [`get`](ContextVar::get) would
+    /// return, without cloning the value.
+    ///
+    /// `f` may freely read and set context variables.
+    pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let key = self.key();
+        let bound: Option<Value> = current::with_map(|map| map.get(key).map(|entry| entry.value.clone()));
+        match bound {
+            // SAFETY (downcast): values bound under this variable's key are `T`s.
+            Some(value) => f(Some(unsafe { downcast::<T>(&value) })),
+            None => match &self.default {
+                Default::None => f(None),
+                Default::Value(value) => f(Some(value)),
+                Default::Fn(make) => f(Some(&make())),
+            },
+        }
+    }
+
+    fn default_value(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        match &self.default {
+            Default::None => None,
+            Default::Value(value) => Some(value.clone()),
+            Default::Fn(make) => Some(make()),
+        }
+    }
+
+    /// Binds `value` in the current context only (S2), and returns a token
+    /// that [`reset`](ContextVar::reset) takes to restore the previous binding.
+    ///
+    /// Dropping the token keeps the new value; nothing is undone.
+    #[inline]
+    pub fn set(&self, value: T) -> Token<T> {
+        let key = self.key();
+        let value: Value = Arc::new(value);
+        current::with_mut(|current| {
+            let context = current.id();
+            let old = current.map_mut().insert(Entry {
+                key,
+                name: self.name,
+                value,
+            });
+            Token::new(key, self.name, context, old.map(|entry| entry.value))
+        })
+    }
+
+    /// Restores the binding from before the `set` that made `token`: the old
+    /// value, or no binding if the variable was unbound then (S5).
+    ///
+    /// # Errors
+    ///
+    /// [`ContextError::WrongVar`] if `token` was made by another variable (this
+    /// check comes first), [`ContextError::WrongContext`] if it was made in
+    /// another context than the current one. Nothing changes on error.
+    #[inline]
+    pub fn reset(&self, token: Token<T>) -> Result<(), ContextError> {
+        let key = self.key();
+        if token.var_key() != key {
+            return Err(ContextError::WrongVar);
+        }
+        let (context, old) = token.into_parts();
+        // The replaced value is returned and dropped after the thread-local
+        // borrow ends: its destructor may use context variables itself.
+        let replaced = current::with_mut(|current| {
+            if current.id() != context {
+                return Err(ContextError::WrongContext);
+            }
+            let map = current.map_mut();
+            Ok(match old {
+                Some(value) => map.insert(Entry {
+                    key,
+                    name: self.name,
+                    value,
+                }),
+                None => map.remove(key),
+            })
+        })?;
+        drop(replaced);
+        Ok(())
+    }
+
+    /// Binds `value` while `f` runs, then restores the previous binding — also
+    /// if `f` panics.
+    ///
+    /// ```
+    /// use baton_context::ContextVar;
+    ///
+    /// static ROLE: ContextVar<&str> = ContextVar::with_default("role", "user");
+    ///
+    /// let inside = ROLE.scope("admin", || ROLE.get());
+    /// assert_eq!(inside, Some("admin"));
+    /// assert_eq!(ROLE.get(), Some("user"));
+    /// ```
+    pub fn scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
+        struct Restore<'a, T: Send + Sync + 'static> {
+            var: &'a ContextVar<T>,
+            token: Option<Token<T>>,
+        }
+        impl<T: Send + Sync + 'static> Drop for Restore<'_, T> {
+            fn drop(&mut self) {
+                if let Some(token) = self.token.take() {
+                    let reset = self.var.reset(token);
+                    debug_assert!(reset.is_ok(), "scope's reset failed: {reset:?}");
+                }
+            }
+        }
+        let _restore = Restore {
+            var: self,
+            token: Some(self.set(value)),
+        };
+        f()
+    }
+}
+
+impl<T: Send + Sync + 'static> fmt::Debug for ContextVar<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextVar").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Reinterprets a bound value as the `T` it was created from.
+///
+/// # Safety
+///
+/// `value` must have been created from a `T`. Every value in a context map is
+/// stored under the key of the `ContextVar<T>` that bound it, keys are never
+/// reused, and only `ContextVar<T>` itself inserts under its key: reading a
+/// value through that same key therefore always reads a `T`.
+#[inline(always)]
+pub(crate) unsafe fn downcast<T: Any>(value: &Value) -> &T {
+    let any: &(dyn Any + Send + Sync) = value;
+    debug_assert!(any.is::<T>(), "context value of the wrong type");
+    // SAFETY: the caller guarantees that the pointee is a `T`; dropping the
+    // vtable half of the fat pointer leaves a valid pointer to it.
+    unsafe { &*(any as *const (dyn Any + Send + Sync) as *const T) }
+}
+
+/// A zero-sized marker so that `Token<T>` is `Send + Sync` for every `T` the
+/// variable accepts, whatever `T`'s auto traits.
+pub(crate) type TypeMarker<T> = PhantomData<fn() -> T>;

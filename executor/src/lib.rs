@@ -1,0 +1,1 @@
+//! baton-executor (under construction).

@@ -1,0 +1,2 @@
+//! baton facade (wip)
+pub use baton_context::*;
