@@ -56,7 +56,10 @@ pin_project! {
 
 impl<F> Attached<F> {
     pub(crate) fn new(ctx: Context, fut: F) -> Self {
-        Attached { ctx, fut: Some(fut) }
+        Attached {
+            ctx,
+            fut: Some(fut),
+        }
     }
 
     /// The context this future runs in.

@@ -5,7 +5,9 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::mem;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use triomphe::Arc;
 
 use crate::attach::Attached;
 use crate::current;
@@ -41,12 +43,36 @@ use crate::var::ContextVar;
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    inner: Arc<ContextInner>,
+    inner: Arc<ContextCell>,
 }
 
-pub(crate) struct ContextInner {
+/// A context stored inline, for executors that keep a task's context inside
+/// the task's own allocation.
+///
+/// [`Context`] is a shared, clonable handle to one of these (behind an
+/// `Arc`); a `ContextCell` is the same thing without the handle: it cannot be
+/// cloned and must not move while it is entered (it is borrowed then).
+/// `ContextCell::copy_current()` is `copy_context()` without an allocation.
+///
+/// ```
+/// use baton_context::{ContextCell, ContextVar};
+///
+/// static ID: ContextVar<u32> = ContextVar::new("id");
+///
+/// let _token = ID.set(1);
+/// let cell = ContextCell::copy_current();
+/// cell.run(|| {
+///     assert_eq!(ID.get(), Some(1));
+///     let _ = ID.set(2);
+/// });
+/// assert_eq!(cell.run(|| ID.get()), Some(2));
+/// assert_eq!(ID.get(), Some(1));
+/// ```
+pub struct ContextCell {
     pub(crate) state: EnterState,
-    pub(crate) id: u64,
+    /// Identity for tokens, assigned on the first `set` inside; 0 = not yet.
+    /// (An id, not an address: addresses are reused, ids never.)
+    pub(crate) id: AtomicU64,
     /// The bindings as of the last publish; see `state.rs` for the protocol.
     pub(crate) map: UnsafeCell<Map>,
 }
@@ -56,13 +82,13 @@ pub(crate) struct ContextInner {
 // thread that has the context entered, while holding WRITING with no readers;
 // it is read by that thread (which is then not writing it) or by readers that
 // hold a READERS count, which excludes WRITING. `Map` itself is `Send + Sync`.
-unsafe impl Sync for ContextInner {}
+unsafe impl Sync for ContextCell {}
 
-impl ContextInner {
-    fn new(map: Map) -> Self {
-        ContextInner {
+impl ContextCell {
+    fn from_map(map: Map) -> Self {
+        ContextCell {
             state: EnterState::new(),
-            id: id::next_context_id(),
+            id: AtomicU64::new(0),
             map: UnsafeCell::new(map),
         }
     }
@@ -73,9 +99,28 @@ impl ContextInner {
         self.state.begin_write();
         // SAFETY: we hold ENTERED (caller's contract) and WRITING, and there
         // are no readers: nobody else can access the cell.
-        let old = self.map.with_mut(|cell| unsafe { mem::replace(&mut *cell, map) });
+        let old = self
+            .map
+            .with_mut(|cell| unsafe { mem::replace(&mut *cell, map) });
         self.state.end_write(exit);
         old
+    }
+
+    /// This context's identity, assigned on first use.
+    pub(crate) fn id(&self) -> u64 {
+        match self.id.load(Ordering::Relaxed) {
+            0 => {
+                let fresh = id::next_context_id();
+                match self
+                    .id
+                    .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    Ok(_) => fresh,
+                    Err(winner) => winner,
+                }
+            }
+            id => id,
+        }
     }
 
     /// A copy of the published bindings, from any thread.
@@ -85,6 +130,87 @@ impl ContextInner {
         let map = self.map.with(|cell| unsafe { (*cell).clone() });
         self.state.end_read();
         map
+    }
+
+    /// The bindings: live if this thread is running in `self`, else as of
+    /// the last publish.
+    fn bindings(&self) -> Map {
+        current::with_map_if_current(self, Map::clone).unwrap_or_else(|| self.read())
+    }
+
+    /// A new, empty context cell.
+    pub fn new() -> ContextCell {
+        ContextCell::from_map(Map::new())
+    }
+
+    /// A copy of the calling thread's current context, in O(1) and without
+    /// allocating: [`copy_context`] for embedding.
+    #[inline]
+    pub fn copy_current() -> ContextCell {
+        ContextCell::from_map(current::with_map(Map::clone))
+    }
+
+    /// Runs `f` inside this context; see [`Context::run`].
+    ///
+    /// # Panics
+    ///
+    /// If the context is already entered (the message contains "already
+    /// entered").
+    #[inline]
+    #[track_caller]
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.try_run(f) {
+            Ok(r) => r,
+            Err(e) => panic!("baton: cannot run in this context: {e}"),
+        }
+    }
+
+    /// Runs `f` inside this context, or returns
+    /// [`ContextError::AlreadyEntered`] without calling it; see
+    /// [`Context::try_run`].
+    #[inline]
+    pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
+        let _entered = current::enter(self)?;
+        Ok(f())
+    }
+
+    /// Whether some thread is running inside this context right now.
+    pub fn is_entered(&self) -> bool {
+        self.state.is_entered()
+    }
+
+    /// Whether this is the current context of the calling thread.
+    pub fn is_current(&self) -> bool {
+        current::with_map_if_current(self, |_| ()).is_some()
+    }
+
+    /// A new shared [`Context`] holding a copy of these bindings.
+    pub fn to_context(&self) -> Context {
+        Context::from_map(self.bindings())
+    }
+
+    /// How many variables are bound in this context.
+    pub fn len(&self) -> usize {
+        self.bindings().len()
+    }
+
+    /// Whether no variable is bound in this context.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for ContextCell {
+    fn default() -> Self {
+        ContextCell::new()
+    }
+}
+
+impl fmt::Debug for ContextCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextCell")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -96,7 +222,7 @@ impl Context {
 
     fn from_map(map: Map) -> Context {
         Context {
-            inner: Arc::new(ContextInner::new(map)),
+            inner: Arc::new(ContextCell::from_map(map)),
         }
     }
 
@@ -112,7 +238,7 @@ impl Context {
     /// The bindings: live if this thread is running in `self`, else as of
     /// the last publish.
     fn bindings(&self) -> Map {
-        current::with_map_if_current(Arc::as_ptr(&self.inner), Map::clone).unwrap_or_else(|| self.inner.read())
+        self.inner.bindings()
     }
 
     /// Runs `f` inside this context and returns its result (S4).
@@ -139,18 +265,17 @@ impl Context {
     /// (without calling `f`) if the context is entered already.
     #[inline]
     pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
-        let _entered = current::enter(&self.inner)?;
-        Ok(f())
+        self.inner.try_run(f)
     }
 
     /// Whether this context is the current context of the calling thread.
     pub fn is_current(&self) -> bool {
-        current::with_map_if_current(Arc::as_ptr(&self.inner), |_| ()).is_some()
+        self.inner.is_current()
     }
 
     /// Whether some thread is running inside this context right now.
     pub fn is_entered(&self) -> bool {
-        self.inner.state.is_entered()
+        self.inner.is_entered()
     }
 
     /// The value bound to `var` in this context, ignoring the variable's
@@ -160,7 +285,7 @@ impl Context {
         // SAFETY (downcast): the map holds values of type T under `var`'s key.
         self.bindings()
             .get(key)
-            .map(|entry| unsafe { crate::var::downcast::<T>(&entry.value) }.clone())
+            .map(|value| unsafe { crate::var::downcast::<T>(value) }.clone())
     }
 
     /// Whether `var` is bound in this context.
@@ -180,11 +305,11 @@ impl Context {
 
     /// The bound variables' names and values, in no particular order.
     ///
-    /// Values are type-erased; [`Arc::downcast`] gets them back.
+    /// Values are type-erased; [`std::sync::Arc::downcast`] gets them back.
     pub fn iter(&self) -> Iter {
         let map = self.bindings();
         let mut items = Vec::with_capacity(map.len());
-        map.for_each(|entry| items.push((entry.name, entry.value.clone())));
+        map.for_each(|_, name, value| items.push((name, value.clone())));
         Iter {
             items: items.into_iter(),
         }
@@ -224,7 +349,7 @@ pub struct Iter {
 }
 
 impl Iterator for Iter {
-    type Item = (&'static str, Arc<dyn Any + Send + Sync>);
+    type Item = (&'static str, std::sync::Arc<dyn Any + Send + Sync>);
 
     fn next(&mut self) -> Option<Self::Item> {
         self.items.next()
@@ -259,5 +384,7 @@ impl ExactSizeIterator for Iter {}
 /// ```
 #[inline]
 pub fn copy_context() -> Context {
-    Context::from_map(current::with_map(Map::clone))
+    Context {
+        inner: Arc::new(ContextCell::copy_current()),
+    }
 }

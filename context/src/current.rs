@@ -20,15 +20,16 @@ use std::cell::RefCell;
 use std::mem;
 use std::ptr;
 
-use crate::context::ContextInner;
+use crate::context::ContextCell;
 use crate::error::ContextError;
 use crate::id;
 use crate::map::Map;
 use crate::sync::current_thread_local;
+use std::sync::atomic::Ordering;
 
 pub(crate) struct Current {
     /// The entered context, or null for the thread's base context.
-    ctx: *const ContextInner,
+    ctx: *const ContextCell,
     /// Identity of the current context, for tokens; 0 = not assigned yet
     /// (only the base context is created without one).
     id: u64,
@@ -69,11 +70,17 @@ impl Current {
         self.map.as_mut().expect("just filled")
     }
 
-    /// The identity tokens record; assigned on first use for a base context.
+    /// The identity tokens record; assigned on first use, since most
+    /// contexts (a task's copy, say) never make a token.
     #[inline]
     pub(crate) fn id(&mut self) -> u64 {
         if self.id == 0 {
-            self.id = id::next_context_id();
+            self.id = if self.ctx.is_null() {
+                id::next_context_id()
+            } else {
+                // SAFETY: non-null `ctx` is entered by this thread, and alive.
+                unsafe { (*self.ctx).id() }
+            };
         }
         self.id
     }
@@ -81,10 +88,16 @@ impl Current {
     /// Publishes a private copy of an entered context's bindings into the
     /// context, so reads of it from this thread's nested contexts, or from
     /// other threads, see them. No-op for the base context.
+    #[inline]
     fn flush(&mut self) -> Option<Map> {
-        if self.ctx.is_null() {
+        if self.ctx.is_null() || self.map.is_none() {
             return None;
         }
+        self.flush_slow()
+    }
+
+    #[cold]
+    fn flush_slow(&mut self) -> Option<Map> {
         let map = self.map.take()?;
         // SAFETY: `ctx` is non-null, so this thread has it entered and the
         // guard that entered it keeps it alive.
@@ -123,7 +136,7 @@ pub(crate) fn with_mut<R>(f: impl FnOnce(&mut Current) -> R) -> R {
 }
 
 /// If `ctx` is this thread's current context, runs `f` on its live bindings.
-pub(crate) fn with_map_if_current<R>(ctx: *const ContextInner, f: impl FnOnce(&Map) -> R) -> Option<R> {
+pub(crate) fn with_map_if_current<R>(ctx: &ContextCell, f: impl FnOnce(&Map) -> R) -> Option<R> {
     CURRENT
         .try_with(|current| {
             let current = current.try_borrow().expect(REENTRANT);
@@ -135,13 +148,13 @@ pub(crate) fn with_map_if_current<R>(ctx: *const ContextInner, f: impl FnOnce(&M
 
 /// The guard of an entered context: restores the previous slot when dropped.
 pub(crate) struct Entered<'a> {
-    inner: &'a ContextInner,
+    inner: &'a ContextCell,
     saved: Option<Current>,
 }
 
 /// Enters `inner` on this thread (S4).
 #[inline]
-pub(crate) fn enter(inner: &ContextInner) -> Result<Entered<'_>, ContextError> {
+pub(crate) fn enter(inner: &ContextCell) -> Result<Entered<'_>, ContextError> {
     inner.state.try_enter()?;
     let swapped = CURRENT.try_with(|current| {
         let mut current = current.try_borrow_mut().expect(REENTRANT);
@@ -150,7 +163,7 @@ pub(crate) fn enter(inner: &ContextInner) -> Result<Entered<'_>, ContextError> {
             &mut *current,
             Current {
                 ctx: inner,
-                id: inner.id,
+                id: inner.id.load(Ordering::Relaxed),
                 map: None,
             },
         );

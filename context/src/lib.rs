@@ -68,7 +68,7 @@ mod token;
 mod var;
 
 pub use attach::Attached;
-pub use context::{Context, Iter, copy_context};
+pub use context::{Context, ContextCell, Iter, copy_context};
 pub use error::ContextError;
 pub use token::Token;
 pub use var::ContextVar;

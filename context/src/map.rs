@@ -6,6 +6,11 @@
 //! bitmap and a popcount. Two keys whose 32-bit hashes are equal share a
 //! collision node.
 //!
+//! * **Small maps are flat:** up to eight bindings — the common case: a
+//!   request id, a user, a trace id — live in one node that holds their keys
+//!   in an array, so a lookup is a handful of compares and no hashing (the
+//!   small-map specialisation .NET's `AsyncLocal` maps use). The ninth
+//!   binding turns the root into a HAMT branch.
 //! * **Copy is O(1):** a map is one `Arc` to its root; cloning it is a pointer
 //!   copy plus a reference-count increment.
 //! * **Writes are O(log n) with sharing:** `insert` and `remove` copy only the
@@ -15,8 +20,13 @@
 //! * **Reads take no lock and write nothing:** a lookup is at most seven
 //!   bitmap tests on a path of immutable nodes.
 //!
+//! Nodes are reference-counted with `triomphe::Arc`, which has no weak count:
+//! checking that a node is unshared (to update it in place) is one load, and
+//! dropping a reference is one decrement.
+//!
 //! Invariants (checked by the property tests against a `BTreeMap`):
-//! the root, when present, is a branch with at least one slot; every other
+//! the root, when present, is a small node or a branch with at least one
+//! entry, and an empty map has no root; every other
 //! node holds at least two entries in its subtree (a subtree left with one
 //! entry after a removal is pulled up into its parent as a leaf); slots of a
 //! branch are ordered by bit index; a collision node holds entries of one hash.
@@ -24,10 +34,11 @@
 use std::any::Any;
 use std::marker::PhantomData;
 use std::mem;
-use std::sync::Arc;
+
+use triomphe::Arc;
 
 /// A bound value, type-erased. The variable's id determines its type.
-pub(crate) type Value = Arc<dyn Any + Send + Sync>;
+pub(crate) type Value = std::sync::Arc<dyn Any + Send + Sync>;
 
 /// One binding: the variable's id and name, and its value.
 #[derive(Clone)]
@@ -63,15 +74,33 @@ enum Slot {
     Node(Arc<Node>),
 }
 
+/// Capacity of the flat root node.
+const SMALL: usize = 8;
+
 #[derive(Clone)]
 enum Node {
     Branch { bitmap: u32, slots: Vec<Slot> },
     Collision { hash: u32, entries: Vec<Entry> },
 }
 
+/// The flat root of a map of at most `SMALL` bindings. Key 0 marks a free
+/// slot (variable ids start at 1).
+#[derive(Clone)]
+struct Small {
+    keys: [u64; SMALL],
+    entries: [Option<(&'static str, Value)>; SMALL],
+}
+
+#[derive(Clone)]
+enum Root {
+    Empty,
+    Small(Arc<Small>),
+    Trie(Arc<Node>),
+}
+
 /// A persistent map from variable ids to values.
 pub(crate) struct Map<H: KeyHash = MixHash> {
-    root: Option<Arc<Node>>,
+    root: Root,
     len: usize,
     _hash: PhantomData<fn() -> H>,
 }
@@ -93,16 +122,33 @@ impl<H: KeyHash> Default for Map<H> {
     }
 }
 
+/// `Arc::make_mut`, inlined: one load when the node is unshared, which is
+/// every write after the first since the last copy.
+#[inline(always)]
+fn make_mut<T: Clone>(node: &mut Arc<T>) -> &mut T {
+    if !node.is_unique() {
+        *node = Arc::new((**node).clone());
+    }
+    Arc::get_mut(node).expect("unique after copying")
+}
+
 #[inline(always)]
 fn index(hash: u32, shift: u32) -> u32 {
     debug_assert!(shift < 32);
     (hash >> shift) & MASK
 }
 
+impl Small {
+    #[inline(always)]
+    fn position(&self, key: u64) -> Option<usize> {
+        self.keys.iter().position(|&k| k == key)
+    }
+}
+
 impl<H: KeyHash> Map<H> {
     pub(crate) const fn new() -> Self {
         Map {
-            root: None,
+            root: Root::Empty,
             len: 0,
             _hash: PhantomData,
         }
@@ -113,53 +159,69 @@ impl<H: KeyHash> Map<H> {
         self.len
     }
 
-    /// Whether both maps share the same root (so hold the same bindings).
     #[inline]
-    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
-        match (&self.root, &other.root) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn get(&self, key: u64) -> Option<&Entry> {
-        let mut node = self.root.as_deref()?;
-        let hash = H::hash(key);
-        let mut shift = 0;
-        loop {
-            match node {
-                Node::Branch { bitmap, slots } => {
-                    let bit = 1u32 << index(hash, shift);
-                    if bitmap & bit == 0 {
-                        return None;
-                    }
-                    match &slots[(bitmap & (bit - 1)).count_ones() as usize] {
-                        Slot::Leaf(entry) => return (entry.key == key).then_some(entry),
-                        Slot::Node(child) => {
-                            node = child;
-                            shift += BITS;
-                        }
-                    }
-                }
-                Node::Collision { entries, .. } => return entries.iter().find(|e| e.key == key),
+    pub(crate) fn get(&self, key: u64) -> Option<&Value> {
+        match &self.root {
+            Root::Empty => None,
+            Root::Small(small) => {
+                let i = small.position(key)?;
+                small.entries[i].as_ref().map(|(_, value)| value)
             }
+            Root::Trie(node) => trie_get::<H>(node, key).map(|entry| &entry.value),
         }
     }
 
-    /// Binds `entry.key`, returning the entry it replaced.
-    pub(crate) fn insert(&mut self, entry: Entry) -> Option<Entry> {
-        let hash = H::hash(entry.key);
+    /// Binds `key`, returning the value it replaced.
+    pub(crate) fn insert(&mut self, key: u64, name: &'static str, value: Value) -> Option<Value> {
+        debug_assert_ne!(key, 0, "key 0 marks free slots");
         let old = match &mut self.root {
-            None => {
-                self.root = Some(Arc::new(Node::Branch {
-                    bitmap: 1 << index(hash, 0),
-                    slots: vec![Slot::Leaf(entry)],
-                }));
+            Root::Empty => {
+                let mut small = Small {
+                    keys: [0; SMALL],
+                    entries: Default::default(),
+                };
+                small.keys[0] = key;
+                small.entries[0] = Some((name, value));
+                self.root = Root::Small(Arc::new(small));
                 None
             }
-            Some(root) => insert::<H>(Arc::make_mut(root), 0, hash, entry),
+            Root::Small(small) => {
+                if let Some(i) = small.position(key) {
+                    let small = make_mut(small);
+                    small.entries[i].replace((name, value)).map(|(_, old)| old)
+                } else if let Some(i) = small.position(0) {
+                    let small = make_mut(small);
+                    small.keys[i] = key;
+                    small.entries[i] = Some((name, value));
+                    None
+                } else {
+                    // Full: grow into a trie.
+                    let mut node = Node::Branch {
+                        bitmap: 0,
+                        slots: Vec::with_capacity(SMALL + 1),
+                    };
+                    for (k, entry) in small.keys.iter().zip(small.entries.iter()) {
+                        let (name, value) = entry.clone().expect("a full small node");
+                        trie_insert::<H>(
+                            &mut node,
+                            0,
+                            H::hash(*k),
+                            Entry {
+                                key: *k,
+                                name,
+                                value,
+                            },
+                        );
+                    }
+                    trie_insert::<H>(&mut node, 0, H::hash(key), Entry { key, name, value });
+                    self.root = Root::Trie(Arc::new(node));
+                    None
+                }
+            }
+            Root::Trie(node) => {
+                trie_insert::<H>(make_mut(node), 0, H::hash(key), Entry { key, name, value })
+                    .map(|entry| entry.value)
+            }
         };
         if old.is_none() {
             self.len += 1;
@@ -167,41 +229,97 @@ impl<H: KeyHash> Map<H> {
         old
     }
 
-    /// Unbinds `key`, returning its entry. An absent key copies nothing.
-    pub(crate) fn remove(&mut self, key: u64) -> Option<Entry> {
+    /// Unbinds `key`, returning its value. An absent key copies nothing.
+    pub(crate) fn remove(&mut self, key: u64) -> Option<Value> {
         self.get(key)?;
-        let root = self.root.as_mut()?;
-        let removed = remove::<H>(Arc::make_mut(root), 0, H::hash(key), key);
+        let removed = match &mut self.root {
+            Root::Empty => None,
+            Root::Small(small) => {
+                let small = make_mut(small);
+                let i = small.position(key)?;
+                small.keys[i] = 0;
+                small.entries[i].take().map(|(_, value)| value)
+            }
+            Root::Trie(node) => {
+                trie_remove::<H>(make_mut(node), 0, H::hash(key), key).map(|entry| entry.value)
+            }
+        };
         debug_assert!(removed.is_some());
         self.len -= 1;
         if self.len == 0 {
-            self.root = None;
+            self.root = Root::Empty;
         }
         removed
     }
 
-    /// Visits every entry, in no particular order.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&Entry)) {
-        fn walk(node: &Node, f: &mut impl FnMut(&Entry)) {
+    /// Visits every binding (name and value), in no particular order.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, &'static str, &Value)) {
+        fn walk(node: &Node, f: &mut impl FnMut(u64, &'static str, &Value)) {
             match node {
                 Node::Branch { slots, .. } => {
                     for slot in slots {
                         match slot {
-                            Slot::Leaf(entry) => f(entry),
+                            Slot::Leaf(entry) => f(entry.key, entry.name, &entry.value),
                             Slot::Node(child) => walk(child, f),
                         }
                     }
                 }
-                Node::Collision { entries, .. } => entries.iter().for_each(f),
+                Node::Collision { entries, .. } => {
+                    for entry in entries {
+                        f(entry.key, entry.name, &entry.value);
+                    }
+                }
             }
         }
-        if let Some(root) = &self.root {
-            walk(root, &mut f);
+        match &self.root {
+            Root::Empty => {}
+            Root::Small(small) => {
+                for (key, entry) in small.keys.iter().zip(small.entries.iter()) {
+                    if let Some((name, value)) = entry {
+                        f(*key, name, value);
+                    }
+                }
+            }
+            Root::Trie(node) => walk(node, &mut f),
+        }
+    }
+
+    #[cfg(test)]
+    fn ptr_eq(&self, other: &Self) -> bool {
+        match (&self.root, &other.root) {
+            (Root::Empty, Root::Empty) => true,
+            (Root::Small(a), Root::Small(b)) => Arc::ptr_eq(a, b),
+            (Root::Trie(a), Root::Trie(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
     }
 }
 
-fn insert<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, entry: Entry) -> Option<Entry> {
+#[inline]
+fn trie_get<H: KeyHash>(mut node: &Node, key: u64) -> Option<&Entry> {
+    let hash = H::hash(key);
+    let mut shift = 0;
+    loop {
+        match node {
+            Node::Branch { bitmap, slots } => {
+                let bit = 1u32 << index(hash, shift);
+                if bitmap & bit == 0 {
+                    return None;
+                }
+                match &slots[(bitmap & (bit - 1)).count_ones() as usize] {
+                    Slot::Leaf(entry) => return (entry.key == key).then_some(entry),
+                    Slot::Node(child) => {
+                        node = child;
+                        shift += BITS;
+                    }
+                }
+            }
+            Node::Collision { entries, .. } => return entries.iter().find(|e| e.key == key),
+        }
+    }
+}
+
+fn trie_insert<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, entry: Entry) -> Option<Entry> {
     match node {
         Node::Branch { bitmap, slots } => {
             let bit = 1u32 << index(hash, shift);
@@ -213,8 +331,10 @@ fn insert<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, entry: Entry) -> O
             }
             let slot = &mut slots[idx];
             match slot {
-                Slot::Node(child) => insert::<H>(Arc::make_mut(child), shift + BITS, hash, entry),
-                Slot::Leaf(existing) if existing.key == entry.key => Some(mem::replace(existing, entry)),
+                Slot::Node(child) => trie_insert::<H>(make_mut(child), shift + BITS, hash, entry),
+                Slot::Leaf(existing) if existing.key == entry.key => {
+                    Some(mem::replace(existing, entry))
+                }
                 Slot::Leaf(existing) => {
                     let existing_hash = H::hash(existing.key);
                     let existing = existing.clone();
@@ -277,7 +397,13 @@ fn join(shift: u32, a: Slot, a_hash: u32, b: Slot, b_hash: u32) -> Node {
     if ia == ib {
         Node::Branch {
             bitmap: 1 << ia,
-            slots: vec![Slot::Node(Arc::new(join(shift + BITS, a, a_hash, b, b_hash)))],
+            slots: vec![Slot::Node(Arc::new(join(
+                shift + BITS,
+                a,
+                a_hash,
+                b,
+                b_hash,
+            )))],
         }
     } else {
         let slots = if ia < ib { vec![a, b] } else { vec![b, a] };
@@ -288,7 +414,7 @@ fn join(shift: u32, a: Slot, a_hash: u32, b: Slot, b_hash: u32) -> Node {
     }
 }
 
-fn remove<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, key: u64) -> Option<Entry> {
+fn trie_remove<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, key: u64) -> Option<Entry> {
     match node {
         Node::Branch { bitmap, slots } => {
             let bit = 1u32 << index(hash, shift);
@@ -308,8 +434,8 @@ fn remove<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, key: u64) -> Optio
                     }
                 }
                 Slot::Node(child) => {
-                    let child_node = Arc::make_mut(child);
-                    let removed = remove::<H>(child_node, shift + BITS, hash, key)?;
+                    let child_node = make_mut(child);
+                    let removed = trie_remove::<H>(child_node, shift + BITS, hash, key)?;
                     if let Some(last) = take_single(child_node) {
                         slots[idx] = Slot::Leaf(last);
                     }
@@ -369,22 +495,22 @@ mod tests {
         }
     }
 
-    fn entry(key: u64, value: u64) -> Entry {
-        Entry {
-            key,
-            name: "k",
-            value: Arc::new(value),
-        }
+    fn insert<H: KeyHash>(map: &mut Map<H>, key: u64, value: u64) -> Option<u64> {
+        map.insert(key, "k", std::sync::Arc::new(value))
+            .map(|v| value_of(&v))
     }
 
-    fn value_of(entry: &Entry) -> u64 {
-        *entry.value.downcast_ref::<u64>().unwrap()
+    fn value_of(value: &Value) -> u64 {
+        *value.downcast_ref::<u64>().unwrap()
     }
 
     fn contents<H: KeyHash>(map: &Map<H>) -> BTreeMap<u64, u64> {
         let mut out = BTreeMap::new();
-        map.for_each(|e| {
-            assert!(out.insert(e.key, value_of(e)).is_none(), "key {} twice", e.key);
+        map.for_each(|key, _, value| {
+            assert!(
+                out.insert(key, value_of(value)).is_none(),
+                "key {key} twice"
+            );
         });
         out
     }
@@ -398,8 +524,8 @@ mod tests {
 
     fn ops(max_key: u64) -> impl Strategy<Value = Vec<Op>> {
         let op = prop_oneof![
-            6 => (0..max_key, any::<u64>()).prop_map(|(k, v)| Op::Insert(k, v)),
-            3 => (0..max_key).prop_map(Op::Remove),
+            6 => (1..max_key, any::<u64>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            3 => (1..max_key).prop_map(Op::Remove),
             1 => Just(Op::Copy),
         ];
         prop::collection::vec(op, 0..if cfg!(miri) { 40 } else { 2_000 })
@@ -412,11 +538,11 @@ mod tests {
         for op in ops {
             match *op {
                 Op::Insert(k, v) => {
-                    let old = map.insert(entry(k, v)).map(|e| value_of(&e));
+                    let old = insert(&mut map, k, v);
                     assert_eq!(old, model.insert(k, v));
                 }
                 Op::Remove(k) => {
-                    let old = map.remove(k).map(|e| value_of(&e));
+                    let old = map.remove(k).map(|v| value_of(&v));
                     assert_eq!(old, model.remove(&k));
                 }
                 Op::Copy => snapshots.push((map.clone(), model.clone())),
@@ -477,12 +603,12 @@ mod tests {
     #[test]
     fn copies_share_structure_until_written() {
         let mut a: Map = Map::new();
-        for k in 0..100 {
-            a.insert(entry(k, k));
+        for k in 1..100 {
+            insert(&mut a, k, k);
         }
         let b = a.clone();
         assert!(a.ptr_eq(&b));
-        a.insert(entry(5, 500));
+        insert(&mut a, 5, 500);
         assert!(!a.ptr_eq(&b));
         assert_eq!(b.get(5).map(value_of), Some(5));
         assert_eq!(a.get(5).map(value_of), Some(500));
@@ -490,24 +616,32 @@ mod tests {
 
     #[test]
     fn collision_node_pushed_down_by_a_different_hash() {
-        // 0 and 4 collide fully; 1 differs in the low bits only.
+        // Fill the small root, then: 4, 8, 12, 16 collide fully; 1 differs
+        // in the low bits only.
         let mut map: Map<FourBuckets> = Map::new();
-        map.insert(entry(0, 0));
-        map.insert(entry(4, 4));
-        map.insert(entry(1, 1));
-        map.insert(entry(8, 8));
-        assert_eq!(contents(&map), (BTreeMap::from([(0, 0), (1, 1), (4, 4), (8, 8)])));
-        for k in [4, 0, 8, 1] {
+        for k in 100..108 {
+            insert(&mut map, k * 4 + 2, k);
+        }
+        insert(&mut map, 4, 4);
+        insert(&mut map, 8, 8);
+        insert(&mut map, 1, 1);
+        insert(&mut map, 12, 12);
+        assert!(matches!(map.root, Root::Trie(_)));
+        assert_eq!(map.get(12).map(value_of), Some(12));
+        for k in [8, 4, 12, 1] {
             assert!(map.remove(k).is_some());
         }
+        for k in 100..108 {
+            assert_eq!(map.remove(k * 4 + 2).map(|v| value_of(&v)), Some(k));
+        }
         assert_eq!(map.len(), 0);
-        assert!(map.root.is_none());
+        assert!(matches!(map.root, Root::Empty));
     }
 
     #[test]
     fn removing_an_absent_key_copies_nothing() {
         let mut a: Map = Map::new();
-        a.insert(entry(1, 1));
+        insert(&mut a, 1, 1);
         let b = a.clone();
         assert!(a.remove(2).is_none());
         assert!(a.ptr_eq(&b));

@@ -62,13 +62,14 @@ impl EnterState {
     #[inline]
     pub(crate) fn try_enter(&self) -> Result<(), ContextError> {
         // Fast path: nobody in it, nobody reading it.
-        let mut state = match self
-            .0
-            .compare_exchange(0, ENTERED, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => return Ok(()),
-            Err(actual) => actual,
-        };
+        let mut state =
+            match self
+                .0
+                .compare_exchange(0, ENTERED, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => actual,
+            };
         loop {
             if state & ENTERED != 0 {
                 return Err(ContextError::AlreadyEntered);

@@ -27,6 +27,16 @@ use crate::var::TypeMarker;
 /// LEVEL.reset(first).unwrap();
 /// assert_eq!(LEVEL.get(), None);
 /// ```
+///
+/// Using a token twice does not compile:
+///
+/// ```compile_fail
+/// use baton_context::ContextVar;
+/// static VAR: ContextVar<i32> = ContextVar::new("v");
+/// let token = VAR.set(1);
+/// VAR.reset(token).unwrap();
+/// VAR.reset(token).unwrap(); // error[E0382]: use of moved value
+/// ```
 #[must_use = "a token does nothing unless given to `reset`; to keep the new value, drop it with `let _ = ...`"]
 pub struct Token<T> {
     var_key: u64,
@@ -37,7 +47,12 @@ pub struct Token<T> {
 }
 
 impl<T: Any> Token<T> {
-    pub(crate) fn new(var_key: u64, var_name: &'static str, context: u64, old: Option<Value>) -> Self {
+    pub(crate) fn new(
+        var_key: u64,
+        var_name: &'static str,
+        context: u64,
+        old: Option<Value>,
+    ) -> Self {
         Token {
             var_key,
             var_name,
@@ -52,7 +67,9 @@ impl<T: Any> Token<T> {
     pub fn old_value(&self) -> Option<&T> {
         // SAFETY (downcast): the token was made by a `ContextVar<T>` from the
         // value that variable had bound, which is a `T`.
-        self.old.as_ref().map(|value| unsafe { crate::var::downcast::<T>(value) })
+        self.old
+            .as_ref()
+            .map(|value| unsafe { crate::var::downcast::<T>(value) })
     }
 
     /// The name of the variable that made this token.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::current;
 use crate::error::ContextError;
 use crate::id;
-use crate::map::{Entry, Value};
+use crate::map::Value;
 use crate::token::Token;
 
 /// A variable whose value is looked up in the current [`Context`](crate::Context).
@@ -108,7 +108,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         // SAFETY (downcast): values bound under this variable's key are `T`s.
         let bound = current::with_map(|map| {
             map.get(key)
-                .map(|entry| unsafe { downcast::<T>(&entry.value) }.clone())
+                .map(|value| unsafe { downcast::<T>(value) }.clone())
         });
         match bound {
             Some(value) => Some(value),
@@ -127,7 +127,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         // SAFETY (downcast): values bound under this variable's key are `T`s.
         current::with_map(|map| {
             map.get(key)
-                .map(|entry| unsafe { downcast::<T>(&entry.value) }.clone())
+                .map(|value| unsafe { downcast::<T>(value) }.clone())
         })
         .unwrap_or(default)
     }
@@ -138,7 +138,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// `f` may freely read and set context variables.
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
         let key = self.key();
-        let bound: Option<Value> = current::with_map(|map| map.get(key).map(|entry| entry.value.clone()));
+        let bound: Option<Value> = current::with_map(|map| map.get(key).cloned());
         match bound {
             // SAFETY (downcast): values bound under this variable's key are `T`s.
             Some(value) => f(Some(unsafe { downcast::<T>(&value) })),
@@ -171,12 +171,8 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         let value: Value = Arc::new(value);
         current::with_mut(|current| {
             let context = current.id();
-            let old = current.map_mut().insert(Entry {
-                key,
-                name: self.name,
-                value,
-            });
-            Token::new(key, self.name, context, old.map(|entry| entry.value))
+            let old = current.map_mut().insert(key, self.name, value);
+            Token::new(key, self.name, context, old)
         })
     }
 
@@ -203,11 +199,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             }
             let map = current.map_mut();
             Ok(match old {
-                Some(value) => map.insert(Entry {
-                    key,
-                    name: self.name,
-                    value,
-                }),
+                Some(value) => map.insert(key, self.name, value),
                 None => map.remove(key),
             })
         })?;
@@ -250,7 +242,9 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
 
 impl<T: Send + Sync + 'static> fmt::Debug for ContextVar<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContextVar").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("ContextVar")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -264,7 +258,7 @@ impl<T: Send + Sync + 'static> fmt::Debug for ContextVar<T> {
 /// value through that same key therefore always reads a `T`.
 #[inline(always)]
 pub(crate) unsafe fn downcast<T: Any>(value: &Value) -> &T {
-    let any: &(dyn Any + Send + Sync) = value;
+    let any: &(dyn Any + Send + Sync) = &**value;
     debug_assert!(any.is::<T>(), "context value of the wrong type");
     // SAFETY: the caller guarantees that the pointee is a `T`; dropping the
     // vtable half of the fat pointer leaves a valid pointer to it.

@@ -1,0 +1,130 @@
+//! `Context::attach`: every poll, and the drop, run inside the context.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use baton_context::{Context, ContextVar};
+use futures::task::noop_waker;
+
+static ID: ContextVar<u32> = ContextVar::new("id");
+
+/// Records what it sees in each poll and in its drop.
+struct Probe {
+    polls_left: u32,
+    seen: Arc<Mutex<Vec<(&'static str, Option<u32>)>>>,
+}
+
+impl Future for Probe {
+    type Output = Option<u32>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<u32>> {
+        self.seen.lock().unwrap().push(("poll", ID.get()));
+        if self.polls_left == 0 {
+            return Poll::Ready(ID.get());
+        }
+        self.polls_left -= 1;
+        let _ = ID.set(ID.get().unwrap_or(0) + 1);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.seen.lock().unwrap().push(("drop", ID.get()));
+    }
+}
+
+#[test]
+fn attach_polls_and_drops_inside_its_context() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let ctx = Context::new();
+    ctx.run(|| {
+        let _ = ID.set(10);
+    });
+    let fut = ctx.attach(Probe {
+        polls_left: 2,
+        seen: seen.clone(),
+    });
+    let out = futures::executor::block_on(fut);
+    assert_eq!(out, Some(12));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            ("poll", Some(10)),
+            ("poll", Some(11)),
+            ("poll", Some(12)),
+            ("drop", Some(12))
+        ]
+    );
+    assert_eq!(ID.get(), None);
+    assert_eq!(ctx.get(&ID), Some(12));
+}
+
+#[test]
+fn an_attached_future_dropped_before_completion_drops_inside_its_context() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let ctx = Context::new();
+    ctx.run(|| {
+        let _ = ID.set(5);
+    });
+    let mut fut = Box::pin(ctx.attach(Probe {
+        polls_left: 10,
+        seen: seen.clone(),
+    }));
+    let waker = noop_waker();
+    assert!(
+        fut.as_mut()
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending()
+    );
+    drop(fut);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![("poll", Some(5)), ("drop", Some(6))]
+    );
+}
+
+#[test]
+fn joined_attached_futures_are_isolated_from_each_other() {
+    /// Returns `Pending` once, waking itself: lets the other future run.
+    struct YieldOnce(bool);
+    impl Future for YieldOnce {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+    async fn handle(id: u32) -> Option<u32> {
+        let _ = ID.set(id);
+        YieldOnce(false).await;
+        ID.get()
+    }
+    let (a, b) = futures::executor::block_on(async {
+        futures::join!(
+            Context::new().attach(handle(123)),
+            Context::new().attach(handle(456))
+        )
+    });
+    assert_eq!((a, b), (Some(123), Some(456)));
+}
+
+#[test]
+fn polling_an_attached_future_whose_context_is_entered_panics_clearly() {
+    let ctx = Context::new();
+    let mut fut = Box::pin(ctx.attach(async { 1 }));
+    let waker = noop_waker();
+    let err = ctx.run(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = fut.as_mut().poll(&mut TaskContext::from_waker(&waker));
+        }))
+        .unwrap_err()
+    });
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("already entered"), "{msg}");
+}
