@@ -95,14 +95,14 @@ impl ContextCell {
 
     /// Swaps `map` into the cell, returning the previous bindings. Only the
     /// thread that has this context entered may call this.
-    pub(crate) fn publish(&self, map: Map, exit: bool) -> Map {
+    pub(crate) fn publish(&self, map: Map) -> Map {
         self.state.begin_write();
-        // SAFETY: we hold ENTERED (caller's contract) and WRITING, and there
-        // are no readers: nobody else can access the cell.
+        // SAFETY: we have the context entered (caller's contract) and hold
+        // WRITING with no readers: nobody else can access the cell.
         let old = self
             .map
             .with_mut(|cell| unsafe { mem::replace(&mut *cell, map) });
-        self.state.end_write(exit);
+        self.state.end_write();
         old
     }
 

@@ -101,7 +101,7 @@ impl Current {
         let map = self.map.take()?;
         // SAFETY: `ctx` is non-null, so this thread has it entered and the
         // guard that entered it keeps it alive.
-        Some(unsafe { (*self.ctx).publish(map, false) })
+        Some(unsafe { (*self.ctx).publish(map) })
     }
 }
 
@@ -191,12 +191,13 @@ impl Drop for Entered<'_> {
         let mine = CURRENT
             .try_with(|current| mem::replace(&mut *current.borrow_mut(), saved))
             .ok();
-        match mine.and_then(|mine| mine.map) {
-            // Written to: publish the bindings into the context, then drop the
-            // old ones outside the write window (their destructors may read
-            // this very context).
-            Some(map) => drop(self.inner.publish(map, true)),
-            None => self.inner.state.exit(),
-        }
+        // Written to: publish the bindings into the context, then give it up,
+        // then drop the old bindings (their destructors may use this very
+        // context, so they run after it is free).
+        let old = mine
+            .and_then(|mine| mine.map)
+            .map(|map| self.inner.publish(map));
+        self.inner.state.exit();
+        drop(old);
     }
 }
