@@ -1,1 +1,84 @@
-//! baton-executor (under construction).
+//! A work-stealing async runtime whose tasks carry their own
+//! [`baton_context`] context across threads.
+//!
+//! Every task runs in its own context (Python `contextvars` semantics, PEP
+//! 567): [`spawn`] gives the task a copy of the spawner's context taken at
+//! spawn time, every poll enters that context on whichever worker runs it
+//! (and restores the worker's own afterwards), and the future is dropped
+//! inside it. [`Runtime::block_on`] runs its future in a copy of the
+//! caller's context.
+//!
+//! ```
+//! use std::time::Duration;
+//! use baton_context::ContextVar;
+//! use baton_executor::{Runtime, sleep, spawn};
+//!
+//! static REQUEST_ID: ContextVar<&str> = ContextVar::with_default("request_id", "none");
+//!
+//! async fn handle(id: &'static str) -> String {
+//!     let _t = REQUEST_ID.set(id);
+//!     sleep(Duration::from_millis(1)).await; // other requests run meanwhile
+//!     format!("done {}", REQUEST_ID.get().unwrap())
+//! }
+//!
+//! let rt = Runtime::new();
+//! let (a, b) = rt.block_on(async {
+//!     let a = spawn(handle("req-123"));
+//!     let b = spawn(handle("req-456"));
+//!     (a.await.unwrap(), b.await.unwrap())
+//! });
+//! assert_eq!((a.as_str(), b.as_str()), ("done req-123", "done req-456"));
+//! ```
+//!
+//! # How it is built
+//!
+//! * `task/` — one allocation per task (header, embedded context, future or
+//!   output); the state machine is written out in `task/mod.rs`; `harness.rs`
+//!   polls inside the context with `catch_unwind`; `join.rs` is
+//!   [`JoinHandle`]/[`JoinError`].
+//! * `scheduler/` — per-worker crossbeam-deque queues, a global injector,
+//!   LIFO slot, stealing, and the parking protocol (`scheduler/README.md`).
+//! * `time/` — a timer thread over an ordered map of deadlines: [`sleep`],
+//!   [`sleep_until`], [`timeout`].
+//! * [`TaskGroup`] (`group.rs`), [`Metrics`], [`Runtime`], [`Builder`],
+//!   [`Handle`], [`yield_now`].
+//! * `sync.rs` — every primitive, std/parking_lot or loom's under
+//!   `--cfg loom`; under loom the run queues are a `Mutex<VecDeque>`
+//!   stand-in (crossbeam-deque cannot run under loom), so the loom models
+//!   check the scheduler protocol and task state machine, not crossbeam.
+//!
+//! # Testing hooks
+//!
+//! For the loom models (hidden from the docs): `Builder::start_workers(false)`
+//! builds a runtime without threads; `Runtime::run_worker_until_idle(i)` runs
+//! worker `i` on the calling thread until no task is found (never parks);
+//! `Runtime::run_worker(i)` runs it until shutdown, parking when idle;
+//! `Runtime::begin_shutdown()` asks workers to return; dropping the runtime
+//! completes the shutdown (cancelling every task inside its context).
+
+#![warn(missing_docs)]
+
+mod block_on;
+mod builder;
+mod coop;
+mod current;
+mod group;
+mod handle;
+mod metrics;
+mod runtime;
+mod scheduler;
+mod spawn;
+mod sync;
+mod task;
+mod time;
+mod yield_now;
+
+pub use builder::Builder;
+pub use group::TaskGroup;
+pub use handle::Handle;
+pub use metrics::Metrics;
+pub use runtime::Runtime;
+pub use spawn::{spawn, spawn_with_context};
+pub use task::{JoinError, JoinHandle};
+pub use time::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
+pub use yield_now::{YieldNow, yield_now};

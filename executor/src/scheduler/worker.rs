@@ -1,0 +1,302 @@
+//! A worker: its run loop, its LIFO slot, stealing and parking.
+//!
+//! A `Worker` lives on the stack of the thread that runs it; the thread-local
+//! in `current.rs` points to it while the loop runs, so wakes and spawns on
+//! that thread reach its queue without synchronisation.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::coop;
+use crate::current;
+use crate::scheduler::Shared;
+use crate::scheduler::queue::Local;
+use crate::sync::{Ordering, fence};
+use crate::task::Notified;
+use crate::task::raw::NO_WORKER;
+
+/// Every this many ticks the injector is checked first (fairness).
+const GLOBAL_QUEUE_INTERVAL: u32 = 31;
+/// Batches (of up to 32 tasks) taken from the injector at those ticks.
+const GLOBAL_QUEUE_BATCHES: usize = 8;
+/// Rounds of 16 spin hints a worker watches the queues before parking.
+const SPIN_ROUNDS: u32 = 16;
+/// Every this many ticks: retry deferred tasks.
+const MAINTENANCE_INTERVAL: u32 = 61;
+/// Consecutive polls from the LIFO slot before its task goes to the queue.
+const MAX_LIFO_POLLS: u8 = 3;
+/// How long a worker sleeps before retrying tasks whose context was busy:
+/// doubling from the first to the last while nothing else runs.
+const DEFER_BACKOFF_MIN: Duration = Duration::from_micros(100);
+const DEFER_BACKOFF_MAX: Duration = Duration::from_millis(5);
+
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    queue: Local<Notified>,
+    lifo: Cell<Option<Notified>>,
+    lifo_streak: Cell<u8>,
+    tick: Cell<u32>,
+    searching: Cell<bool>,
+    rng: Cell<u32>,
+    defer_backoff: Cell<Duration>,
+}
+
+/// How the loop ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Park when idle; return at shutdown.
+    UntilShutdown,
+    /// Return as soon as no task can be found (loom models, tests).
+    UntilIdle,
+}
+
+impl Worker {
+    /// Runs worker `index` of `shared` on the calling thread.
+    pub(crate) fn run(shared: &Arc<Shared>, index: usize, mode: Mode) {
+        let queue = shared.locals[index]
+            .lock()
+            .take()
+            .unwrap_or_else(|| panic!("baton: worker {index} is already running"));
+        let worker = Worker {
+            index,
+            shared: shared.clone(),
+            queue,
+            lifo: Cell::new(None),
+            lifo_streak: Cell::new(0),
+            tick: Cell::new(0),
+            searching: Cell::new(false),
+            rng: Cell::new((index as u32).wrapping_mul(0x9E37_79B9) | 1),
+            defer_backoff: Cell::new(DEFER_BACKOFF_MIN),
+        };
+        let guard = current::enter_worker(&worker);
+        worker.run_loop(mode);
+        drop(guard);
+        if worker.searching.replace(false) && shared.idle.transition_worker_from_searching() {
+            shared.notify_parked();
+        }
+        let Worker { queue, lifo, .. } = worker;
+        if mode == Mode::UntilIdle && !shared.is_shutdown() {
+            if let Some(task) = lifo.take() {
+                queue.push(task);
+            }
+            *shared.locals[index].lock() = Some(queue);
+        } else {
+            // Shutdown: these tasks will be cancelled through the owned
+            // list; drop the queue's references now (the thread-local is
+            // cleared, so any wake this causes goes to the closed injector).
+            drop(lifo.take());
+            while let Some(task) = queue.pop() {
+                drop(task);
+            }
+            *shared.locals[index].lock() = Some(queue);
+        }
+    }
+
+    fn run_loop(&self, mode: Mode) {
+        loop {
+            if self.shared.is_shutdown() {
+                return;
+            }
+            let tick = self.tick.get();
+            self.tick.set(tick.wrapping_add(1));
+            if tick % MAINTENANCE_INTERVAL == 0 {
+                self.retry_deferred();
+            }
+            if let Some(task) = self.next_task(tick) {
+                self.run_task(task);
+                continue;
+            }
+            if let Some(task) = self.search() {
+                self.run_task(task);
+                continue;
+            }
+            if mode == Mode::UntilIdle {
+                return;
+            }
+            if self.spin_for_work() {
+                continue;
+            }
+            self.park();
+        }
+    }
+
+    fn next_task(&self, tick: u32) -> Option<Notified> {
+        if tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            // Take a batch, not one: under a steady local load the injector
+            // would otherwise drain at one task per interval.
+            if let Some(task) = self.shared.injector.steal_batch_and_pop(&self.queue) {
+                for _ in 1..GLOBAL_QUEUE_BATCHES {
+                    if !self.shared.injector.steal_batch(&self.queue) {
+                        break;
+                    }
+                }
+                return Some(task);
+            }
+        }
+        if let Some(task) = self.lifo.take() {
+            let streak = self.lifo_streak.get();
+            if streak < MAX_LIFO_POLLS {
+                self.lifo_streak.set(streak + 1);
+                return Some(task);
+            }
+            self.queue.push(task);
+            self.shared.notify_parked_local();
+        }
+        self.lifo_streak.set(0);
+        if let Some(task) = self.queue.pop() {
+            return Some(task);
+        }
+        self.shared.injector.steal_batch_and_pop(&self.queue)
+    }
+
+    fn next_random(&self, n: usize) -> usize {
+        // xorshift32
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng.set(x);
+        (x as usize) % n
+    }
+
+    /// Steals from other workers (if allowed to search).
+    fn search(&self) -> Option<Notified> {
+        let remotes = &self.shared.remotes;
+        let n = remotes.len();
+        if n > 1 {
+            if !self.searching.get() {
+                if !self.shared.idle.transition_worker_to_searching() {
+                    return None;
+                }
+                self.searching.set(true);
+            }
+            let start = self.next_random(n);
+            for i in 0..n {
+                let victim = (start + i) % n;
+                if victim == self.index {
+                    continue;
+                }
+                if let Some(task) = remotes[victim].stealer.steal_batch_and_pop(&self.queue) {
+                    let stats = &remotes[self.index].stats;
+                    bump(&stats.steals);
+                    return Some(task);
+                }
+            }
+        }
+        self.shared.injector.steal_batch_and_pop(&self.queue)
+    }
+
+    fn run_task(&self, task: Notified) {
+        if self.searching.replace(false) && self.shared.idle.transition_worker_from_searching() {
+            // The last searcher found work: there may be more; wake another.
+            self.shared.notify_parked();
+        }
+        let stats = &self.shared.remotes[self.index].stats;
+        let me = self.index as u32;
+        let prev = task.header().take_last_worker(me);
+        if prev != me && prev != NO_WORKER {
+            bump(&stats.migrations);
+        }
+        bump(&stats.polls);
+        coop::with_budget(|| task.run());
+    }
+
+    /// Moves tasks whose context was busy back into the queue.
+    fn retry_deferred(&self) {
+        if !self.shared.has_deferred.load(Ordering::Relaxed) {
+            return;
+        }
+        let tasks = {
+            let mut deferred = self.shared.deferred.lock();
+            self.shared.has_deferred.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *deferred)
+        };
+        for task in tasks {
+            self.queue.push(task);
+        }
+    }
+
+    /// Before parking, watch the queues for a few microseconds: work that
+    /// arrives meanwhile (the common case while other workers spawn) is
+    /// picked up without a futex sleep here and a futex wake on the
+    /// spawner's side. Bounded, so an idle runtime still parks at once.
+    fn spin_for_work(&self) -> bool {
+        if cfg!(loom) || self.shared.remotes.len() == 1 {
+            return false;
+        }
+        for _ in 0..SPIN_ROUNDS {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+            if self.shared.has_work() || self.shared.is_shutdown() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The sleeping half of the protocol in `README.md`.
+    fn park(&self) {
+        let shared = &*self.shared;
+        let was_searching = self.searching.replace(false);
+        shared
+            .idle
+            .transition_worker_to_parked(self.index, was_searching);
+        fence(Ordering::SeqCst);
+        if shared.has_work() {
+            shared.notify_parked();
+        }
+        let deferred = shared.has_deferred.load(Ordering::Relaxed);
+        let deadline = deferred.then(|| {
+            let backoff = self.defer_backoff.get();
+            self.defer_backoff.set((backoff * 2).min(DEFER_BACKOFF_MAX));
+            Instant::now() + backoff
+        });
+        if !deferred {
+            self.defer_backoff.set(DEFER_BACKOFF_MIN);
+        }
+        bump(&shared.remotes[self.index].stats.parks);
+        if !shared.is_shutdown() {
+            shared.remotes[self.index].parker.park(deadline);
+        }
+        let picked = shared.idle.transition_worker_from_parked(self.index);
+        self.searching.set(picked);
+        if deferred {
+            self.retry_deferred();
+        }
+    }
+
+    /// A wake on this worker's thread.
+    #[inline]
+    pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) {
+        if is_yield {
+            self.queue.push(task);
+        } else {
+            match self.lifo.replace(Some(task)) {
+                None => return,
+                Some(prev) => self.queue.push(prev),
+            }
+        }
+        self.shared.notify_parked_local();
+    }
+
+    /// A spawn on this worker's thread.
+    #[inline]
+    pub(crate) fn spawn_local(&self, task: Notified) {
+        bump(&self.shared.remotes[self.index].stats.spawned);
+        self.queue.push(task);
+        self.shared.notify_parked_local();
+    }
+
+    pub(crate) fn count_completed(&self) {
+        bump(&self.shared.remotes[self.index].stats.completed);
+    }
+}
+
+/// A counter written only by its worker: a load and a store, no RMW.
+#[inline]
+fn bump(counter: &crate::sync::AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}

@@ -1,0 +1,225 @@
+//! [`JoinHandle`] and [`JoinError`].
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
+
+use crate::coop;
+use crate::task::raw::Header;
+
+/// An owned permission to await a spawned task's output.
+///
+/// `JoinHandle<T>` is a future resolving to `Result<T, JoinError>`: `Ok` with
+/// the task's output, or a [`JoinError`] if the task panicked or was
+/// cancelled ([`abort`](JoinHandle::abort), or runtime shutdown). Dropping
+/// the handle *detaches* the task: it keeps running, and its output is
+/// dropped when it finishes.
+///
+/// ```
+/// let rt = baton_executor::Runtime::new();
+/// let answer = rt.block_on(async {
+///     let handle = baton_executor::spawn(async { 6 * 7 });
+///     handle.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub struct JoinHandle<T> {
+    raw: NonNull<Header>,
+    _output: PhantomData<T>,
+}
+
+// SAFETY: the handle only moves the output (T: Send) between threads; all
+// shared task state is synchronised by the state word.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` only allows `abort` and `is_finished`, which touch
+// the atomic state word alone.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> Unpin for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// # Safety
+    /// `raw` is a task whose output is `T`, and the caller gives the handle
+    /// its JOIN_INTEREST and one reference.
+    pub(crate) unsafe fn from_raw(raw: NonNull<Header>) -> JoinHandle<T> {
+        JoinHandle {
+            raw,
+            _output: PhantomData,
+        }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the handle's reference keeps the task alive.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Cancels the task. If it is waiting, its future is dropped (inside its
+    /// context) by a worker soon; if it is being polled right now, that
+    /// happens when the poll returns. A task that already finished is not
+    /// affected. Awaiting the handle of a cancelled task gives a
+    /// [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled) is
+    /// true.
+    ///
+    /// ```
+    /// let rt = baton_executor::Runtime::new();
+    /// rt.block_on(async {
+    ///     let handle = baton_executor::spawn(std::future::pending::<()>());
+    ///     handle.abort();
+    ///     assert!(handle.await.unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn abort(&self) {
+        let header = self.header();
+        if header.state.transition_to_notified_and_cancel() {
+            // SAFETY: a reference was made for the Notified.
+            let task = unsafe { crate::task::raw::Notified::from_raw(self.raw) };
+            header.scheduler.schedule(task);
+        }
+    }
+
+    /// Whether the task has finished (returned, panicked or been cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.header().state.load().is_complete()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        std::task::ready!(coop::poll_proceed(cx));
+        let mut ret: Poll<Result<T, JoinError>> = Poll::Pending;
+        let header = self.header();
+        // SAFETY: `ret` has the type the vtable's task writes (the handle was
+        // made for this task), and we hold JOIN_INTEREST.
+        unsafe {
+            (header.vtable.try_read_output)(self.raw, &mut ret as *mut _ as *mut (), cx.waker())
+        };
+        ret
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: we give up JOIN_INTEREST and our reference.
+        unsafe { (self.header().vtable.drop_join_handle)(self.raw) }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task did not produce its output: it panicked, or it was cancelled.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    // A Mutex makes the error Sync while the payload is only Send.
+    Panic(std::sync::Mutex<Box<dyn Any + Send + 'static>>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(std::sync::Mutex::new(payload)),
+        }
+    }
+
+    /// True if the task was cancelled (aborted, or killed by runtime
+    /// shutdown).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// True if the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic payload, to resume it with `std::panic::resume_unwind`.
+    ///
+    /// # Panics
+    ///
+    /// If the error is not a panic (see [`try_into_panic`](Self::try_into_panic)).
+    ///
+    /// ```
+    /// let rt = baton_executor::Runtime::new();
+    /// let err = rt.block_on(rt.spawn(async { panic!("boom") })).unwrap_err();
+    /// let payload = err.into_panic();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    /// ```
+    #[track_caller]
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("baton: JoinError::into_panic called on a cancellation error")
+    }
+
+    /// The panic payload, or the error itself if it is not a panic.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(payload) => Ok(payload.into_inner().unwrap_or_else(|e| e.into_inner())),
+            repr => Err(JoinError { repr }),
+        }
+    }
+
+    fn panic_message(&self) -> Option<String> {
+        match &self.repr {
+            Repr::Panic(p) => {
+                let p = p.lock().unwrap_or_else(|e| e.into_inner());
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+            }
+            Repr::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Panic(_) => match self.panic_message() {
+                Some(msg) => write!(f, "task panicked with message {msg:?}"),
+                None => f.write_str("task panicked"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panic(_) => match self.panic_message() {
+                Some(msg) => write!(f, "JoinError::Panic({msg:?})"),
+                None => f.write_str("JoinError::Panic(..)"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(err: JoinError) -> std::io::Error {
+        std::io::Error::other(err.to_string())
+    }
+}

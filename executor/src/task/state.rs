@@ -1,0 +1,432 @@
+//! The task's state word; the protocol is written out in `task/mod.rs`.
+
+use std::fmt;
+
+use crate::sync::{AtomicUsize, Ordering};
+
+pub(crate) const RUNNING: usize = 0b00_0001;
+pub(crate) const COMPLETE: usize = 0b00_0010;
+pub(crate) const NOTIFIED: usize = 0b00_0100;
+pub(crate) const CANCELLED: usize = 0b00_1000;
+pub(crate) const JOIN_INTEREST: usize = 0b01_0000;
+pub(crate) const JOIN_WAKER: usize = 0b10_0000;
+const REF_SHIFT: u32 = 6;
+const REF_ONE: usize = 1 << REF_SHIFT;
+const FLAGS: usize = REF_ONE - 1;
+
+/// A spawned task starts with three references (its `JoinHandle`, the
+/// owned-tasks list, and the `Notified` in the run queue), NOTIFIED and
+/// JOIN_INTEREST.
+const INITIAL: usize = (3 * REF_ONE) | NOTIFIED | JOIN_INTEREST;
+
+pub(crate) struct State(AtomicUsize);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(pub(crate) usize);
+
+impl Snapshot {
+    pub(crate) fn is_running(self) -> bool {
+        self.0 & RUNNING != 0
+    }
+    pub(crate) fn is_complete(self) -> bool {
+        self.0 & COMPLETE != 0
+    }
+    /// Neither running nor complete.
+    pub(crate) fn is_idle(self) -> bool {
+        self.0 & (RUNNING | COMPLETE) == 0
+    }
+    pub(crate) fn is_notified(self) -> bool {
+        self.0 & NOTIFIED != 0
+    }
+    pub(crate) fn is_cancelled(self) -> bool {
+        self.0 & CANCELLED != 0
+    }
+    pub(crate) fn is_join_interested(self) -> bool {
+        self.0 & JOIN_INTEREST != 0
+    }
+    pub(crate) fn is_join_waker_set(self) -> bool {
+        self.0 & JOIN_WAKER != 0
+    }
+    pub(crate) fn ref_count(self) -> usize {
+        self.0 >> REF_SHIFT
+    }
+    fn set(&mut self, bits: usize) {
+        self.0 |= bits;
+    }
+    fn unset(&mut self, bits: usize) {
+        self.0 &= !bits;
+    }
+    fn ref_inc(&mut self) {
+        assert!(
+            self.0 <= isize::MAX as usize,
+            "baton: task reference count overflow"
+        );
+        self.0 += REF_ONE;
+    }
+    fn ref_dec(&mut self) {
+        debug_assert!(self.ref_count() > 0);
+        self.0 -= REF_ONE;
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("running", &self.is_running())
+            .field("complete", &self.is_complete())
+            .field("notified", &self.is_notified())
+            .field("cancelled", &self.is_cancelled())
+            .field("join_interest", &self.is_join_interested())
+            .field("join_waker", &self.is_join_waker_set())
+            .field("refs", &self.ref_count())
+            .field("flags", &(self.0 & FLAGS))
+            .finish()
+    }
+}
+
+/// What `transition_to_running` tells the poller to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToRunning {
+    /// RUNNING is ours: poll the future.
+    Success,
+    /// RUNNING is ours but the task was aborted: drop the future.
+    Cancelled,
+    /// Running or complete already: our reference was dropped.
+    Failed,
+    /// As `Failed`, and that was the last reference.
+    Dealloc,
+}
+
+/// What `transition_to_idle` tells the poller to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToIdle {
+    /// Idle; the poller's reference was dropped.
+    Ok,
+    /// Idle, and that was the last reference.
+    OkDealloc,
+    /// Woken while running: the poller's reference becomes a new `Notified`
+    /// that the poller must schedule.
+    OkNotified,
+    /// Aborted while running: still RUNNING, the poller must cancel.
+    Cancelled,
+}
+
+/// What a wake tells the waker to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToNotified {
+    /// Nothing to schedule.
+    DoNothing,
+    /// Schedule a new `Notified` (a reference has been made for it).
+    Submit,
+    /// Nothing to schedule, and the last reference is gone.
+    Dealloc,
+}
+
+/// What dropping the `JoinHandle` must clean up.
+pub(crate) struct JoinDropped {
+    pub(crate) drop_output: bool,
+    pub(crate) drop_waker: bool,
+}
+
+impl State {
+    pub(crate) fn new() -> State {
+        State(AtomicUsize::new(INITIAL))
+    }
+
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.0.load(Ordering::Acquire))
+    }
+
+    /// Loops `f` over compare-and-swaps until one succeeds; `f` returns the
+    /// action and the new value (`None`: leave the word as it is).
+    #[inline]
+    fn update<T>(&self, mut f: impl FnMut(Snapshot) -> (T, Option<Snapshot>)) -> T {
+        let mut curr = self.load();
+        loop {
+            let (action, next) = f(curr);
+            let Some(next) = next else { return action };
+            match self
+                .0
+                .compare_exchange_weak(curr.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return action,
+                Err(actual) => curr = Snapshot(actual),
+            }
+        }
+    }
+
+    /// The holder of a `Notified` claims the task to poll it.
+    pub(crate) fn transition_to_running(&self) -> ToRunning {
+        self.update(|mut next| {
+            debug_assert!(next.is_notified(), "{next:?}");
+            if !next.is_idle() {
+                next.ref_dec();
+                let action = if next.ref_count() == 0 {
+                    ToRunning::Dealloc
+                } else {
+                    ToRunning::Failed
+                };
+                return (action, Some(next));
+            }
+            next.set(RUNNING);
+            next.unset(NOTIFIED);
+            let action = if next.is_cancelled() {
+                ToRunning::Cancelled
+            } else {
+                ToRunning::Success
+            };
+            (action, Some(next))
+        })
+    }
+
+    /// The poller is done with a poll that returned `Pending`.
+    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+        self.update(|curr| {
+            debug_assert!(curr.is_running());
+            if curr.is_cancelled() {
+                return (ToIdle::Cancelled, None);
+            }
+            let mut next = curr;
+            next.unset(RUNNING);
+            let action = if next.is_notified() {
+                ToIdle::OkNotified
+            } else {
+                next.ref_dec();
+                if next.ref_count() == 0 {
+                    ToIdle::OkDealloc
+                } else {
+                    ToIdle::Ok
+                }
+            };
+            (action, Some(next))
+        })
+    }
+
+    /// The poller could not enter the task's context: give RUNNING up and
+    /// turn the poller's reference into a `Notified`.
+    pub(crate) fn transition_running_to_notified(&self) {
+        self.update(|curr| {
+            debug_assert!(curr.is_running());
+            let mut next = curr;
+            next.unset(RUNNING);
+            next.set(NOTIFIED);
+            ((), Some(next))
+        })
+    }
+
+    /// The future finished (or was dropped): RUNNING -> COMPLETE. Returns
+    /// the state before.
+    pub(crate) fn transition_to_complete(&self) -> Snapshot {
+        let prev = Snapshot(self.0.fetch_xor(RUNNING | COMPLETE, Ordering::AcqRel));
+        debug_assert!(prev.is_running() && !prev.is_complete(), "{prev:?}");
+        prev
+    }
+
+    /// Drops `count` references; true if they were the last.
+    pub(crate) fn transition_to_terminal(&self, count: usize) -> bool {
+        let prev = Snapshot(self.0.fetch_sub(count * REF_ONE, Ordering::AcqRel));
+        assert!(
+            prev.ref_count() >= count,
+            "baton: task reference count underflow: {prev:?}"
+        );
+        prev.ref_count() == count
+    }
+
+    /// A waker is consumed (`wake`).
+    pub(crate) fn transition_to_notified_by_val(&self) -> ToNotified {
+        self.update(|mut next| {
+            let action = if next.is_running() {
+                next.set(NOTIFIED);
+                next.ref_dec();
+                debug_assert!(next.ref_count() > 0);
+                ToNotified::DoNothing
+            } else if next.is_complete() || next.is_notified() {
+                next.ref_dec();
+                if next.ref_count() == 0 {
+                    ToNotified::Dealloc
+                } else {
+                    ToNotified::DoNothing
+                }
+            } else {
+                // The waker's reference becomes the Notified's.
+                next.set(NOTIFIED);
+                ToNotified::Submit
+            };
+            (action, Some(next))
+        })
+    }
+
+    /// A waker is used by reference (`wake_by_ref`).
+    pub(crate) fn transition_to_notified_by_ref(&self) -> ToNotified {
+        self.update(|mut next| {
+            if next.is_complete() || next.is_notified() {
+                (ToNotified::DoNothing, None)
+            } else if next.is_running() {
+                next.set(NOTIFIED);
+                (ToNotified::DoNothing, Some(next))
+            } else {
+                next.set(NOTIFIED);
+                next.ref_inc();
+                (ToNotified::Submit, Some(next))
+            }
+        })
+    }
+
+    /// `abort()`: true if the caller must schedule a new `Notified` (a
+    /// reference has been made for it).
+    pub(crate) fn transition_to_notified_and_cancel(&self) -> bool {
+        self.update(|mut next| {
+            if next.is_cancelled() || next.is_complete() {
+                (false, None)
+            } else if next.is_running() || next.is_notified() {
+                // The poller, or the queued Notified, will see CANCELLED.
+                next.set(NOTIFIED | CANCELLED);
+                (false, Some(next))
+            } else {
+                next.set(NOTIFIED | CANCELLED);
+                next.ref_inc();
+                (true, Some(next))
+            }
+        })
+    }
+
+    /// Shutdown: marks the task cancelled and claims RUNNING if it was idle.
+    /// True if the caller now holds RUNNING and must cancel the task.
+    pub(crate) fn transition_to_shutdown(&self) -> bool {
+        self.update(|mut next| {
+            let idle = next.is_idle();
+            if idle {
+                next.set(RUNNING);
+            }
+            next.set(CANCELLED);
+            (idle, Some(next))
+        })
+    }
+
+    pub(crate) fn ref_inc(&self) {
+        let prev = self.0.fetch_add(REF_ONE, Ordering::Relaxed);
+        assert!(
+            prev <= isize::MAX as usize,
+            "baton: task reference count overflow"
+        );
+    }
+
+    /// True if that was the last reference.
+    pub(crate) fn ref_dec(&self) -> bool {
+        self.transition_to_terminal(1)
+    }
+
+    /// The `JoinHandle` published its waker. Fails if the task completed.
+    pub(crate) fn set_join_waker(&self) -> Result<Snapshot, Snapshot> {
+        self.update(|curr| {
+            debug_assert!(curr.is_join_interested() && !curr.is_join_waker_set());
+            if curr.is_complete() {
+                return (Err(curr), None);
+            }
+            let mut next = curr;
+            next.set(JOIN_WAKER);
+            (Ok(next), Some(next))
+        })
+    }
+
+    /// The `JoinHandle` takes its waker back to replace it. Fails if the
+    /// task completed.
+    pub(crate) fn unset_join_waker(&self) -> Result<Snapshot, Snapshot> {
+        self.update(|curr| {
+            debug_assert!(curr.is_join_interested() && curr.is_join_waker_set());
+            if curr.is_complete() {
+                return (Err(curr), None);
+            }
+            let mut next = curr;
+            next.unset(JOIN_WAKER);
+            (Ok(next), Some(next))
+        })
+    }
+
+    /// The completer is done waking the join waker. Returns the new state.
+    pub(crate) fn unset_waker_after_complete(&self) -> Snapshot {
+        let prev = Snapshot(self.0.fetch_and(!JOIN_WAKER, Ordering::AcqRel));
+        debug_assert!(prev.is_complete() && prev.is_join_waker_set());
+        Snapshot(prev.0 & !JOIN_WAKER)
+    }
+
+    /// The `JoinHandle` is dropped.
+    pub(crate) fn transition_to_join_handle_dropped(&self) -> JoinDropped {
+        self.update(|curr| {
+            debug_assert!(curr.is_join_interested());
+            let mut next = curr;
+            next.unset(JOIN_INTEREST);
+            let mut drop_output = false;
+            if next.is_complete() {
+                // The output is ours to drop.
+                drop_output = true;
+            } else {
+                // Take exclusive access to the waker back.
+                next.unset(JOIN_WAKER);
+            }
+            // JOIN_WAKER still set means the completer is waking it right
+            // now and will drop it itself (it will see no JOIN_INTEREST).
+            let drop_waker = !next.is_join_waker_set();
+            (
+                JoinDropped {
+                    drop_output,
+                    drop_waker,
+                },
+                Some(next),
+            )
+        })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle() {
+        let s = State::new();
+        assert_eq!(s.load().ref_count(), 3);
+        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        // A wake while running sets NOTIFIED and schedules nothing.
+        assert_eq!(s.transition_to_notified_by_ref(), ToNotified::DoNothing);
+        assert_eq!(s.transition_to_idle(), ToIdle::OkNotified);
+        assert!(s.load().is_notified() && !s.load().is_running());
+        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert_eq!(s.transition_to_idle(), ToIdle::Ok);
+        assert_eq!(s.load().ref_count(), 2);
+        assert_eq!(s.transition_to_notified_by_ref(), ToNotified::Submit);
+        assert_eq!(s.load().ref_count(), 3);
+        // abort while queued: no new Notified
+        assert!(!s.transition_to_notified_and_cancel());
+        assert_eq!(s.transition_to_running(), ToRunning::Cancelled);
+        let prev = s.transition_to_complete();
+        assert!(prev.is_running());
+        assert!(s.load().is_complete());
+        let d = s.transition_to_join_handle_dropped();
+        assert!(d.drop_output && d.drop_waker);
+        assert!(!s.transition_to_terminal(2));
+        assert!(s.transition_to_terminal(1));
+    }
+
+    #[test]
+    fn wake_by_val_on_complete_drops_ref() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        s.transition_to_complete();
+        s.ref_inc();
+        assert_eq!(s.transition_to_notified_by_val(), ToNotified::DoNothing);
+        assert!(!s.transition_to_terminal(2));
+        assert_eq!(s.transition_to_notified_by_val(), ToNotified::Dealloc);
+    }
+
+    #[test]
+    fn shutdown_claims_idle_tasks_only() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert!(!s.transition_to_shutdown());
+        assert_eq!(s.transition_to_idle(), ToIdle::Cancelled);
+        let s = State::new();
+        assert!(s.transition_to_shutdown());
+        assert!(s.load().is_running() && s.load().is_cancelled());
+    }
+}

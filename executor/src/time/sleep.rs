@@ -1,0 +1,126 @@
+//! [`sleep`], [`sleep_until`] and [`Sleep`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::coop;
+use crate::current;
+use crate::scheduler::Shared;
+use crate::time::driver::Key;
+
+/// Waits until `duration` has elapsed.
+///
+/// Works in tasks and in the future given to `block_on`. The task costs
+/// nothing while it sleeps: a timer thread wakes it when the deadline has
+/// passed. It never completes before the deadline.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let rt = baton_executor::Runtime::new();
+/// let start = Instant::now();
+/// rt.block_on(baton_executor::sleep(Duration::from_millis(5)));
+/// assert!(start.elapsed() >= Duration::from_millis(5));
+/// ```
+///
+/// # Panics
+///
+/// When first polled outside a baton runtime.
+pub fn sleep(duration: Duration) -> Sleep {
+    let now = Instant::now();
+    sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
+}
+
+/// Waits until `deadline`; never completes before it. See [`sleep`].
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        entry: None,
+    }
+}
+
+pub(crate) fn far_future() -> Instant {
+    // About 30 years: effectively never.
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+/// The future returned by [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Sleep {
+    deadline: Instant,
+    entry: Option<(Arc<Shared>, Key)>,
+}
+
+impl Sleep {
+    /// The instant this sleep completes at (or after).
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline (the sleep becomes pending again if it is later).
+    pub fn reset(&mut self, deadline: Instant) {
+        self.cancel();
+        self.deadline = deadline;
+    }
+
+    fn cancel(&mut self) {
+        if let Some((shared, key)) = self.entry.take() {
+            shared.timer.cancel(key);
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            std::task::ready!(coop::poll_proceed(cx));
+            self.cancel();
+            return Poll::Ready(());
+        }
+        let this = &mut *self;
+        match &this.entry {
+            Some((shared, key)) => {
+                if !shared.timer.update(*key, cx.waker()) {
+                    // Fired but polled before its deadline by our clock
+                    // reading (or spuriously): register again.
+                    let key = shared.timer.register(this.deadline, cx.waker().clone());
+                    if let Some(entry) = &mut this.entry {
+                        entry.1 = key;
+                    }
+                }
+            }
+            None => {
+                let shared = current::with_shared(|s| s.cloned())
+                    .unwrap_or_else(|| panic!("baton: sleep/timeout {}", current::OUTSIDE));
+                let key = shared.timer.register(this.deadline, cx.waker().clone());
+                this.entry = Some((shared, key));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl std::fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.entry.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}

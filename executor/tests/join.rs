@@ -1,0 +1,178 @@
+//! JoinHandle semantics: output, panic, abort before / while / after
+//! running, detach.
+#![cfg(not(loom))]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use baton_executor::{Builder, JoinError, Runtime, spawn, yield_now};
+use futures::channel::oneshot;
+
+fn rt(workers: usize) -> Runtime {
+    Builder::new().worker_threads(workers).build().unwrap()
+}
+
+#[test]
+fn returns_the_output() {
+    let rt = rt(2);
+    let h = rt.spawn(async { String::from("hello") });
+    assert_eq!(rt.block_on(h).unwrap(), "hello");
+    let (v, finished) = rt.block_on(async {
+        let h = spawn(async { 41 + 1 });
+        let v = (&mut { h }).await.unwrap();
+        (v, true)
+    });
+    assert_eq!(v, 42);
+    assert!(finished);
+}
+
+#[test]
+fn is_finished_tracks_completion() {
+    let rt = rt(1);
+    let (tx, rx) = oneshot::channel::<()>();
+    let h = rt.spawn(async move { rx.await.unwrap() });
+    assert!(!h.is_finished());
+    tx.send(()).unwrap();
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    rt.block_on(h).unwrap();
+}
+
+#[test]
+fn panic_is_caught_and_reported() {
+    let rt = rt(1);
+    let err: JoinError = rt
+        .block_on(rt.spawn(async { panic!("task exploded") }))
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert!(!err.is_cancelled());
+    assert!(err.to_string().contains("task exploded"), "{err}");
+    let payload = err.into_panic();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"task exploded"));
+    // The worker survived and keeps running tasks.
+    assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
+}
+
+#[test]
+fn panic_with_string_payload() {
+    let rt = rt(1);
+    let err = rt
+        .block_on(rt.spawn(async { panic!("{}", String::from("dyn")) }))
+        .unwrap_err();
+    assert_eq!(
+        err.into_panic()
+            .downcast_ref::<String>()
+            .map(String::as_str),
+        Some("dyn")
+    );
+}
+
+#[test]
+fn abort_before_running() {
+    // A runtime without running workers: the task cannot have started.
+    let rt = Builder::new()
+        .worker_threads(1)
+        .start_workers(false)
+        .build()
+        .unwrap();
+    let polled = Arc::new(AtomicBool::new(false));
+    let p = polled.clone();
+    let h = rt.spawn(async move { p.store(true, Ordering::SeqCst) });
+    h.abort();
+    rt.run_worker_until_idle(0);
+    assert!(h.is_finished());
+    assert!(!polled.load(Ordering::SeqCst));
+    let err = futures::executor::block_on(h).unwrap_err();
+    assert!(err.is_cancelled());
+    assert_eq!(err.to_string(), "task was cancelled");
+}
+
+#[test]
+fn abort_while_running_takes_effect_when_the_poll_returns() {
+    let rt = rt(2);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let p = polls.clone();
+    let h = rt.spawn(async move {
+        p.fetch_add(1, Ordering::SeqCst);
+        started_tx.send(()).unwrap();
+        // Block inside the poll until the abort has been issued.
+        go_rx.recv().unwrap();
+        yield_now().await;
+        p.fetch_add(1, Ordering::SeqCst);
+    });
+    started_rx.recv().unwrap();
+    h.abort();
+    go_tx.send(()).unwrap();
+    let err = rt.block_on(h).unwrap_err();
+    assert!(err.is_cancelled());
+    assert_eq!(polls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn abort_after_completion_keeps_the_output() {
+    let rt = rt(1);
+    let h = rt.spawn(async { 9 });
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    h.abort();
+    assert_eq!(rt.block_on(h).unwrap(), 9);
+}
+
+#[test]
+fn dropping_the_handle_detaches() {
+    let rt = rt(2);
+    let (tx, rx) = oneshot::channel::<()>();
+    let (done_tx, done_rx) = oneshot::channel::<u32>();
+    drop(rt.spawn(async move {
+        rx.await.unwrap();
+        done_tx.send(3).unwrap();
+    }));
+    tx.send(()).unwrap();
+    assert_eq!(rt.block_on(done_rx).unwrap(), 3);
+}
+
+struct CountDrops(Arc<AtomicUsize>);
+impl Drop for CountDrops {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn output_of_a_detached_task_is_dropped_exactly_once() {
+    let rt = rt(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let n = if cfg!(miri) { 4 } else { 200 };
+    for _ in 0..n {
+        let d = drops.clone();
+        drop(rt.spawn(async move { CountDrops(d) }));
+    }
+    // And outputs taken through the handle are dropped by the taker.
+    let d = drops.clone();
+    let out = rt.block_on(rt.spawn(async move { CountDrops(d) })).unwrap();
+    drop(out);
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), n + 1);
+}
+
+#[test]
+fn waker_of_the_handle_can_change() {
+    // Poll the handle from two different executors in turn.
+    let rt = rt(1);
+    let (tx, rx) = oneshot::channel::<()>();
+    let mut h = rt.spawn(async move {
+        rx.await.unwrap();
+        1
+    });
+    let w = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&w);
+    assert!(std::pin::Pin::new(&mut h).poll(&mut cx).is_pending());
+    tx.send(()).unwrap();
+    assert_eq!(rt.block_on(h).unwrap(), 1);
+}
+
+use std::future::Future;
