@@ -1,0 +1,189 @@
+//! Runs every example's program and checks what it prints.
+//!
+//! Each example keeps its program in `run(out)`; the example's `main` calls
+//! it with standard output, and this file includes the example as a module
+//! and calls it with a buffer. (`logging` is checked by `tests/tracing.rs`,
+//! as it installs process-wide subscribers.)
+
+#[allow(dead_code)]
+#[path = "../examples/global_problem.rs"]
+mod global_problem;
+
+#[allow(dead_code)]
+#[path = "../examples/tokens.rs"]
+mod tokens;
+
+#[allow(dead_code)]
+#[path = "../examples/copy_context.rs"]
+mod copy_context;
+
+#[allow(dead_code)]
+#[path = "../examples/spawn_inherits.rs"]
+mod spawn_inherits;
+
+#[allow(dead_code)]
+#[path = "../examples/threads.rs"]
+mod threads;
+
+#[allow(dead_code)]
+#[path = "../examples/api_gateway.rs"]
+mod api_gateway;
+
+#[cfg(feature = "rayon")]
+#[allow(dead_code)]
+#[path = "../examples/rayon_offload.rs"]
+mod rayon_offload;
+
+/// The lines `run` writes.
+fn lines(run: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<String> {
+    let mut out = Vec::new();
+    run(&mut out).unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn global_problem_shows_the_wrong_output_then_the_fix() {
+    let out = lines(global_problem::run);
+    let workers = baton::Runtime::new().metrics().workers;
+    assert_eq!(
+        out,
+        [
+            "-- a global, two interleaved requests:",
+            "Fetching data for req-123",
+            "Fetching data for req-456",
+            // Wrong: request 123 reads request 456's id from the global.
+            "Processing payment for req-456",
+            "Processing payment for req-456",
+            "Request req-456 completed",
+            "Request req-456 completed",
+            "-- a ContextVar, the same interleaving:",
+            "Fetching data for req-123",
+            "Fetching data for req-456",
+            "Fetching data for req-123",
+            "Fetching data for req-456",
+            &format!("-- a ContextVar, tasks on {workers} workers:"),
+            "Task Alpha reads: Alpha",
+            "Task Beta reads: Beta",
+        ]
+    );
+}
+
+#[test]
+fn tokens_get_set_reset_and_temporary_override() {
+    assert_eq!(
+        lines(tokens::run),
+        [
+            "{'guest': True}",
+            "{'user': 'alice', 'guest': False}",
+            "token.old_value: MISSING",
+            "{'guest': True}",
+            "before: {'guest': True}",
+            "doing admin stuff as {'user': 'admin', 'role': 'admin'}",
+            "after: {'guest': True}",
+            "reset outside its context: token was created in a different Context",
+            "after a leaky handler, the next request sees: {'user': 'alice'}",
+            "handling as {'user': 'alice'}; after it, the next request sees: {'guest': True}",
+        ]
+    );
+}
+
+#[test]
+fn copy_context_child_sees_parent_values_and_its_sets_stay() {
+    assert_eq!(
+        lines(copy_context::run),
+        [
+            "Child sees trace_id: abc-123",
+            "After the task, parent sees: abc-123",
+            "In ctx.run, child sees: abc-123",
+            "After ctx.run, parent sees: abc-123",
+            "ctx now holds: set-in-ctx.run",
+            "A task in ctx sees: set-in-ctx.run",
+            "ctx now holds: set-by-task-in-ctx",
+            "Parent still sees: abc-123",
+            "Outside the runtime: \"\"",
+        ]
+    );
+}
+
+#[test]
+fn spawned_tasks_inherit_the_spawners_values() {
+    assert_eq!(
+        lines(spawn_inherits::run),
+        [
+            "Logging request: req-1",
+            "Logging request: req-2",
+            "The child sees: req-3",
+            "The parent sees: req-3-changed-by-parent",
+            "main sees: None",
+        ]
+    );
+}
+
+#[test]
+fn threads_start_with_the_default_unless_given_a_copy() {
+    assert_eq!(
+        lines(threads::run),
+        [
+            "Async task: async value",
+            "Thread Thread-1: default",
+            "Thread Thread-2: async value",
+        ]
+    );
+}
+
+#[test]
+fn api_gateway_each_request_sees_its_own_id_and_user() {
+    let out = lines(api_gateway::run);
+    let mut expected = vec![
+        // The bug of the story: the anonymous request acts as alice.
+        "threading.local: request 1 (alice) acts as alice".to_string(),
+        "threading.local: request 2 (no credentials) acts as alice".to_string(),
+        "ContextVar: request 1 (alice) acts as alice".to_string(),
+        "ContextVar: request 2 (no credentials) acts as anonymous".to_string(),
+    ];
+    for request in api_gateway::requests() {
+        let id = api_gateway::short_id(request.n);
+        let accounts = match request.auth {
+            Some("token-alice") => "alice-account",
+            Some("token-bob") => "bob-account",
+            Some("token-root") => "alice-account,bob-account,root-account",
+            _ => {
+                expected.push(format!("[{id}] 401 unauthorized"));
+                continue;
+            }
+        };
+        expected.push(format!(
+            "[{id}] 200 Processing {id} {}: {accounts}",
+            request.path
+        ));
+    }
+    assert_eq!(out, expected);
+    // The ids are distinct, so a leak between requests would show.
+    let mut ids: Vec<_> = api_gateway::requests()
+        .iter()
+        .map(|r| api_gateway::short_id(r.n))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), api_gateway::requests().len());
+}
+
+#[cfg(feature = "rayon")]
+#[test]
+fn rayon_offload_carries_the_context_and_a_bare_spawn_does_not() {
+    assert_eq!(
+        lines(rayon_offload::run),
+        [
+            "rayon::spawn:     resizing for unknown",
+            "run_blocking:     resizing for req-42",
+            "after the job:    req-42",
+            "ctx after its job: req-43",
+            "par_iter:            0:unknown 1:unknown 2:unknown 3:unknown",
+            "par_iter.in_context: 0:req-42 1:req-42 2:req-42 3:req-42",
+        ]
+    );
+}
