@@ -1,0 +1,126 @@
+//! Command-line flags.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::faults::FaultRates;
+use crate::vars::Mode;
+
+/// How long the default run spawns requests.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(55);
+
+/// Fraction of requests given each fault by `--faults`.
+pub const DEFAULT_FAULT_RATE: f64 = 0.01;
+
+/// Hunts for context leaks: simulates an API gateway on baton (requests that
+/// set a request id and a user, spawn children, offload to rayon, use
+/// tokens and copies) at high concurrency, and checks every read.
+///
+/// Exit status: 0 if no leak, no lost task and no other failure was found;
+/// 1 otherwise (with `--expect-leaks`: 0 only if leaks were found and no
+/// task was lost); 2 for bad flags.
+#[derive(Debug, Parser)]
+#[command(name = "baton-stress", version)]
+pub struct Cli {
+    /// Stop after this many requests. Without `--requests` and
+    /// `--duration`, the run lasts `DEFAULT_DURATION` (55 s, then the
+    /// requests in flight finish): well over 1,000,000 requests on 2 cores.
+    #[arg(long)]
+    pub requests: Option<u64>,
+
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 100_000)]
+    pub concurrency: usize,
+
+    /// Async worker threads [default: one per CPU].
+    #[arg(long)]
+    pub workers: Option<usize>,
+
+    /// rayon pool threads [default: one per CPU].
+    #[arg(long)]
+    pub rayon_threads: Option<usize>,
+
+    /// Seed of every random choice (operations, faults).
+    #[arg(long, default_value_t = 0xBA70)]
+    pub seed: u64,
+
+    /// Stop spawning new requests after this many seconds (then let those
+    /// in flight finish); with `--requests` too, whichever comes first.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+
+    /// Where request-scoped values live: baton contexts, or a plain
+    /// thread-local (the baseline, which must report leaks).
+    #[arg(long, value_enum, default_value_t = Mode::Context)]
+    pub mode: Mode,
+
+    /// Inject every fault below at 1% of requests each (explicit rates win).
+    #[arg(long)]
+    pub faults: bool,
+
+    /// Fraction of requests that panic.
+    #[arg(long, value_name = "FRACTION")]
+    pub panic_rate: Option<f64>,
+
+    /// Fraction of requests aborted through their JoinHandle.
+    #[arg(long, value_name = "FRACTION")]
+    pub abort_rate: Option<f64>,
+
+    /// Fraction of requests whose `timeout` elapses.
+    #[arg(long, value_name = "FRACTION")]
+    pub timeout_rate: Option<f64>,
+
+    /// Fraction of requests whose rayon closure panics.
+    #[arg(long, value_name = "FRACTION")]
+    pub rayon_panic_rate: Option<f64>,
+
+    /// One offload in this many also sends a bare probe job to the pool
+    /// (besides a probe to every pool thread each 20 ms).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub probe_every: u64,
+
+    /// Print the summary as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Invert the verdict for a baseline run: exit 0 only if leaks were found
+    /// (and no task was lost), 1 if the checker found none.
+    #[arg(long)]
+    pub expect_leaks: bool,
+
+    /// How many problem descriptions to print.
+    #[arg(long, default_value_t = 5)]
+    pub show: usize,
+
+    /// No progress bar (it is hidden anyway when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl Cli {
+    /// The request count and the time that bound the run (`u64::MAX`: no
+    /// count).
+    pub fn bounds(&self) -> (u64, Option<Duration>) {
+        match (self.requests, self.duration) {
+            (None, None) => (u64::MAX, Some(DEFAULT_DURATION)),
+            (requests, duration) => (requests.unwrap_or(u64::MAX), duration),
+        }
+    }
+
+    /// The fault rates the flags ask for.
+    pub fn fault_rates(&self) -> FaultRates {
+        let default = if self.faults { DEFAULT_FAULT_RATE } else { 0.0 };
+        FaultRates {
+            panic: self.panic_rate.unwrap_or(default),
+            abort: self.abort_rate.unwrap_or(default),
+            timeout: self.timeout_rate.unwrap_or(default),
+            rayon_panic: self.rayon_panic_rate.unwrap_or(default),
+        }
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+}
