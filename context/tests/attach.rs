@@ -10,10 +10,13 @@ use futures::task::noop_waker;
 
 static ID: ContextVar<u32> = ContextVar::new("id");
 
+/// What a probe saw: ("poll" or "drop", the value of ID then).
+type Seen = Arc<Mutex<Vec<(&'static str, Option<u32>)>>>;
+
 /// Records what it sees in each poll and in its drop.
 struct Probe {
     polls_left: u32,
-    seen: Arc<Mutex<Vec<(&'static str, Option<u32>)>>>,
+    seen: Seen,
 }
 
 impl Future for Probe {

@@ -336,7 +336,8 @@ fn context_cell_copies_without_a_handle() {
 
 #[test]
 fn values_are_dropped_when_the_last_context_holding_them_goes() {
-    struct Probe(Arc<()>);
+    /// Holds a reference only so that its drop can be observed.
+    struct Probe(#[allow(dead_code)] Arc<()>);
     static VAR: ContextVar<Probe> = ContextVar::new("probe");
     let alive = Arc::new(());
     let ctx = Context::new();
