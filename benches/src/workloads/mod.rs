@@ -1,0 +1,5 @@
+//! The workloads, one module per benchmark file.
+
+pub mod bridge;
+pub mod context;
+pub mod executor;
