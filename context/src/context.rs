@@ -138,6 +138,14 @@ impl ContextCell {
         current::with_map_if_current(self, Map::clone).unwrap_or_else(|| self.read())
     }
 
+    /// The cell of a thread's base context: never entered by anyone, so it
+    /// is marked entered for good, by its thread (see `current.rs`).
+    pub(crate) fn new_base() -> ContextCell {
+        let cell = ContextCell::from_map(Map::new());
+        cell.state.try_enter().expect("a new cell is not entered");
+        cell
+    }
+
     /// A new, empty context cell.
     pub fn new() -> ContextCell {
         ContextCell::from_map(Map::new())

@@ -3,21 +3,26 @@
 //! A thread-local slot, [`Current`], names the context the thread is running
 //! in and holds — or borrows — its bindings:
 //!
-//! * A thread starts in its own *base* context: empty, created lazily, never
-//!   reachable from another thread (S1). Its bindings live in the slot.
-//! * Entering a [`Context`](crate::Context) swaps a new slot in and keeps the
-//!   old one on the entering stack frame (the [`Entered`] guard); leaving
-//!   swaps it back, whether the closure returned or panicked (S4). The swap
-//!   moves three words; it allocates nothing and takes no lock.
-//! * While a context is entered, its slot *borrows* the context's map rather
-//!   than cloning it (see `state.rs` for why that is sound). The first write
-//!   makes a private copy; leaving publishes that copy into the context.
+//! * A thread starts in its own *base* context: empty, never reachable from
+//!   another thread (S1). Its bindings live in the slot, and in a cell of its
+//!   own once they have to be set aside (below), created on first need.
+//! * The slot *borrows* the current context's map from its cell rather than
+//!   cloning it (see `state.rs` for why that is sound). The first write makes
+//!   a private copy, held in the slot.
+//! * Entering a [`Context`](crate::Context) first publishes the outer
+//!   context's private copy into the outer context's cell, if it has one (a
+//!   rare, cold step), so that the only state to set aside is two words: the
+//!   outer cell and its identity. The [`Entered`] guard keeps those on the
+//!   entering stack frame; leaving publishes the inner context's writes into
+//!   it and restores the two words, whether the closure returned or panicked
+//!   (S4). No map moves on the way in or out: a map is three words that the
+//!   compiler copies in pieces, and reading them back in one piece stalls the
+//!   store buffer — that cost more than everything else in `run` together.
 //!
 //! `VAR.get()` is therefore: one thread-local access, a `RefCell` borrow
 //! flag, and a lookup in the map — no atomic operation at all.
 
 use std::cell::RefCell;
-use std::mem;
 use std::ptr;
 
 use crate::context::ContextCell;
@@ -28,33 +33,39 @@ use crate::sync::current_thread_local;
 use std::sync::atomic::Ordering;
 
 pub(crate) struct Current {
-    /// The entered context, or null for the thread's base context.
+    /// The cell of the current context: the entered context's, or the
+    /// thread's base cell; null for a base context that has no cell yet.
     ctx: *const ContextCell,
-    /// Identity of the current context, for tokens; 0 = not assigned yet
-    /// (only the base context is created without one).
+    /// Identity of the current context, for tokens; 0 = not assigned yet.
     id: u64,
-    /// The bindings; `None` while they are borrowed from `ctx`'s cell.
+    /// Private writes not yet published into `ctx` (for a base context
+    /// without a cell: all its bindings); `None` = read `ctx`'s cell.
     map: Option<Map>,
+    /// The base context's cell, once it exists. Never shared: no handle to
+    /// it exists, so only this thread ever touches it.
+    base: Option<Box<ContextCell>>,
 }
 
 impl Current {
     const BASE: Current = Current {
         ctx: ptr::null(),
         id: 0,
-        map: Some(Map::new()),
+        map: None,
+        base: None,
     };
 
     #[inline]
     pub(crate) fn with_map<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
         match &self.map {
             Some(map) => f(map),
-            // SAFETY: `map` is `None` only while this thread has `ctx` entered
-            // (set in `enter`, until the `Entered` guard drops), so `ctx` points
-            // to a live context — the guard borrows it. The cell is written only
-            // by the thread that entered the context, in `publish`, and never
-            // while this borrow is handed out (publish runs with the slot's map
-            // already taken, and is not reachable from `f`, which only reads).
-            // Other threads only read the cell.
+            None if self.ctx.is_null() => f(&Map::new()),
+            // SAFETY: a non-null `ctx` is either a context this thread has
+            // entered (until its `Entered` guard drops; the guard borrows it,
+            // so it is alive) or this thread's base cell (owned by this slot).
+            // Either cell is written only by this thread, in `publish`, which
+            // is not reachable from `f` (`f` only reads, and the slot is
+            // borrowed meanwhile). Other threads only read an entered cell,
+            // and never see the base cell.
             None => unsafe { (*self.ctx).map.with(|map| f(&*map)) },
         }
     }
@@ -78,29 +89,29 @@ impl Current {
             self.id = if self.ctx.is_null() {
                 id::next_context_id()
             } else {
-                // SAFETY: non-null `ctx` is entered by this thread, and alive.
+                // SAFETY: a non-null `ctx` is alive (see `with_map`).
                 unsafe { (*self.ctx).id() }
             };
         }
         self.id
     }
 
-    /// Publishes a private copy of an entered context's bindings into the
-    /// context, so reads of it from this thread's nested contexts, or from
-    /// other threads, see them. No-op for the base context.
-    #[inline]
-    fn flush(&mut self) -> Option<Map> {
-        if self.ctx.is_null() || self.map.is_none() {
-            return None;
-        }
-        self.flush_slow()
-    }
-
+    /// Publishes the slot's private writes into the current context's cell
+    /// (creating the base cell if this is a base context without one), so
+    /// that entering another context sets aside only `ctx` and `id`. Returns
+    /// the replaced bindings, for the caller to drop outside the borrow.
     #[cold]
-    fn flush_slow(&mut self) -> Option<Map> {
+    #[inline(never)]
+    fn set_aside(&mut self) -> Option<Map> {
         let map = self.map.take()?;
-        // SAFETY: `ctx` is non-null, so this thread has it entered and the
-        // guard that entered it keeps it alive.
+        if self.ctx.is_null() {
+            let cell = Box::new(ContextCell::new_base());
+            self.ctx = &*cell;
+            self.base = Some(cell);
+        }
+        // SAFETY: a non-null `ctx` is alive (see `with_map`), and this thread
+        // is the one entitled to publish into it: it has it entered, or it is
+        // its own base cell (marked entered for good).
         Some(unsafe { (*self.ctx).publish(map) })
     }
 }
@@ -146,40 +157,45 @@ pub(crate) fn with_map_if_current<R>(ctx: &ContextCell, f: impl FnOnce(&Map) -> 
         .flatten()
 }
 
-/// The guard of an entered context: restores the previous slot when dropped.
+/// The guard of an entered context: restores the outer context when dropped.
 pub(crate) struct Entered<'a> {
     inner: &'a ContextCell,
-    saved: Option<Current>,
+    /// The outer context's cell and identity (its writes are in its cell).
+    outer: (*const ContextCell, u64),
 }
 
 /// Enters `inner` on this thread (S4).
 #[inline]
 pub(crate) fn enter(inner: &ContextCell) -> Result<Entered<'_>, ContextError> {
     inner.state.try_enter()?;
-    let swapped = CURRENT.try_with(|current| {
-        let mut current = current.try_borrow_mut().expect(REENTRANT);
-        let flushed = current.flush();
-        let saved = mem::replace(
-            &mut *current,
-            Current {
-                ctx: inner,
-                id: inner.id.load(Ordering::Relaxed),
-                map: None,
-            },
-        );
-        (saved, flushed)
-    });
-    match swapped {
-        Ok((saved, flushed)) => {
-            drop(flushed);
-            Ok(Entered {
-                inner,
-                saved: Some(saved),
-            })
-        }
-        Err(_) => {
-            inner.state.exit();
-            panic!("baton: cannot enter a context while the thread is exiting")
+    Ok(Entered::install(inner))
+}
+
+impl<'a> Entered<'a> {
+    /// Makes `inner` (already claimed) the current context of this thread.
+    #[inline]
+    fn install(inner: &'a ContextCell) -> Entered<'a> {
+        let swapped = CURRENT.try_with(|current| {
+            let mut current = current.try_borrow_mut().expect(REENTRANT);
+            let replaced = if current.map.is_some() {
+                current.set_aside()
+            } else {
+                None
+            };
+            let outer = (current.ctx, current.id);
+            current.ctx = inner;
+            current.id = inner.id.load(Ordering::Relaxed);
+            (outer, replaced)
+        });
+        match swapped {
+            Ok((outer, replaced)) => {
+                drop(replaced);
+                Entered { inner, outer }
+            }
+            Err(_) => {
+                inner.state.exit();
+                panic!("baton: cannot enter a context while the thread is exiting")
+            }
         }
     }
 }
@@ -187,17 +203,27 @@ pub(crate) fn enter(inner: &ContextCell) -> Result<Entered<'_>, ContextError> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let saved = self.saved.take().expect("restored once");
-        let mine = CURRENT
-            .try_with(|current| mem::replace(&mut *current.borrow_mut(), saved))
-            .ok();
-        // Written to: publish the bindings into the context, then give it up,
-        // then drop the old bindings (their destructors may use this very
-        // context, so they run after it is free).
-        let old = mine
-            .and_then(|mine| mine.map)
-            .map(|map| self.inner.publish(map));
-        self.inner.state.exit();
-        drop(old);
+        let written = CURRENT
+            .try_with(|current| {
+                let mut current = current.borrow_mut();
+                (current.ctx, current.id) = self.outer;
+                current.map.take()
+            })
+            .ok()
+            .flatten();
+        match written {
+            None => self.inner.state.exit(),
+            Some(map) => publish_and_exit(self.inner, map),
+        }
     }
+}
+
+/// Publishes a run's writes into its context, then gives the context up,
+/// then drops the old bindings (their destructors may use this very
+/// context, so they run after it is free).
+#[cold]
+fn publish_and_exit(inner: &ContextCell, map: Map) {
+    let old = inner.publish(map);
+    inner.state.exit();
+    drop(old);
 }

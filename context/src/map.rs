@@ -91,7 +91,13 @@ struct Small {
     entries: [Option<(&'static str, Value)>; SMALL],
 }
 
+/// A word-sized tag (`repr(usize)`): a map is then three whole words, which
+/// the thread's context slot moves on every enter and exit. With the default
+/// byte tag the compiler moves it as odd-sized pieces and reads them back as
+/// 16-byte loads, stalling store-to-load forwarding (measured: 41 ns per
+/// `run(noop)` with a byte tag).
 #[derive(Clone)]
+#[repr(usize)]
 enum Root {
     Empty,
     Small(Arc<Small>),

@@ -369,3 +369,30 @@ fn a_values_destructor_may_use_context_vars() {
     });
     assert_eq!(ctx.get(&B), Some(1));
 }
+
+#[test]
+fn a_threads_base_context_keeps_its_bindings_and_tokens_across_nested_runs() {
+    thread::spawn(|| {
+        let first = A.set(1);
+        let ctx = Context::new();
+        ctx.run(|| {
+            assert_eq!(A.get(), None);
+            let _ = A.set(10);
+        });
+        assert_eq!(A.get(), Some(1));
+        assert_eq!(copy_context().get(&A), Some(1));
+        // Tokens made in the base context before a nested run still match it.
+        let second = A.set(2);
+        ctx.run(|| assert_eq!(A.get(), Some(10)));
+        assert_eq!(A.get(), Some(2));
+        A.reset(second).unwrap();
+        assert_eq!(A.get(), Some(1));
+        A.reset(first).unwrap();
+        assert_eq!(A.get(), None);
+        // And a token from a nested context is still foreign here.
+        let inner = ctx.run(|| B.set(3));
+        assert_eq!(B.reset(inner), Err(ContextError::WrongContext));
+    })
+    .join()
+    .unwrap();
+}
