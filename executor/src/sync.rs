@@ -223,8 +223,18 @@ impl Parker {
         {
             Ok(_) => {}
             Err(NOTIFIED) => {
-                // Raced with an unpark: consume it.
-                self.state.store(EMPTY, Ordering::SeqCst);
+                // Raced with an unpark: consume it, with an RMW, not a
+                // store. Several unparks fold into one token, and the failed
+                // compare-exchange is only a load: it may have read an
+                // earlier unpark's write, not the latest one. A store would
+                // then consume the later unpark's token without reading
+                // from it, so this thread would not see what that unparker
+                // wrote before unparking (e.g. the shutdown flag) and could
+                // park again with no token left (the loom model
+                // `shutdown_races_a_wake_up`). `swap` reads the latest
+                // write, which synchronises with every unpark up to it.
+                let old = self.state.swap(EMPTY, Ordering::SeqCst);
+                debug_assert_eq!(old, NOTIFIED, "baton: inconsistent parker state");
                 return;
             }
             Err(actual) => panic!("baton: inconsistent parker state {actual}"),

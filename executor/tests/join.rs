@@ -148,8 +148,12 @@ fn output_of_a_detached_task_is_dropped_exactly_once() {
     let drops = Arc::new(AtomicUsize::new(0));
     let n = if cfg!(miri) { 4 } else { 200 };
     for _ in 0..n {
-        let d = drops.clone();
-        drop(rt.spawn(async move { CountDrops(d) }));
+        // Made outside the task and moved in: whether the task runs (its
+        // output is then dropped by the runtime, as nobody awaits it) or is
+        // cancelled at shutdown before running (its future is dropped, and
+        // this with it), it is dropped exactly once.
+        let counted = CountDrops(drops.clone());
+        drop(rt.spawn(async move { counted }));
     }
     // And outputs taken through the handle are dropped by the taker.
     let d = drops.clone();
