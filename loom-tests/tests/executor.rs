@@ -248,11 +248,17 @@ static RAN_AFTER_SHUTDOWN: Violations = Violations::new();
 /// Model 7: shutdown races a wake-up from another thread. The pending future
 /// is dropped exactly once, inside its own context, and never polled after
 /// the runtime has been dropped; the late wake is harmless.
+///
+/// The first poll hands its waker to a new thread, which wakes it at once:
+/// the wake can land anywhere from the rest of that poll onwards, racing the
+/// worker's parking and `begin_shutdown`. The waker thread does not spin for
+/// the waker: only the main thread spins (see `support::spin_until`; two
+/// spinning threads let loom starve the worker forever).
 #[test]
 fn shutdown_races_a_wake_up() {
     model("shutdown_races_wake", || {
         let rt = runtime(1);
-        let slot: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
+        let waker_thread: Arc<Mutex<Option<thread::JoinHandle<()>>>> = Arc::new(Mutex::new(None));
         let future_drops = Arc::new(AtomicUsize::new(0));
         let polled = Arc::new(AtomicBool::new(false));
         let shut_down = Arc::new(AtomicBool::new(false));
@@ -261,7 +267,7 @@ fn shutdown_races_a_wake_up() {
             let probe = DropProbe {
                 drops: future_drops.clone(),
             };
-            let slot = slot.clone();
+            let waker_thread = waker_thread.clone();
             let polled = polled.clone();
             let shut_down = shut_down.clone();
             poll_fn(move |cx| {
@@ -269,7 +275,11 @@ fn shutdown_races_a_wake_up() {
                 RAN_AFTER_SHUTDOWN.check(!shut_down.load(Ordering::SeqCst), || {
                     "polled after shutdown".into()
                 });
-                *slot.lock().unwrap() = Some(cx.waker().clone());
+                let mut waker_thread = waker_thread.lock().unwrap();
+                if waker_thread.is_none() {
+                    let waker = cx.waker().clone();
+                    *waker_thread = Some(thread::spawn(move || waker.wake()));
+                }
                 polled.store(true, Ordering::SeqCst);
                 Poll::<()>::Pending
             })
@@ -280,18 +290,6 @@ fn shutdown_races_a_wake_up() {
             let rt = rt.clone();
             thread::spawn(move || rt.run_worker(0))
         };
-        let waker_thread = {
-            let slot = slot.clone();
-            thread::spawn(move || {
-                let waker = loop {
-                    if let Some(waker) = slot.lock().unwrap().take() {
-                        break waker;
-                    }
-                    thread::yield_now();
-                };
-                waker.wake();
-            })
-        };
         // Let the task be polled once, then shut down while the wake races.
         spin_until(|| polled.load(Ordering::SeqCst));
         rt.begin_shutdown();
@@ -300,7 +298,8 @@ fn shutdown_races_a_wake_up() {
         // pending future.
         drop(rt);
         shut_down.store(true, Ordering::SeqCst);
-        waker_thread.join().unwrap();
+        let waker_thread = waker_thread.lock().unwrap().take();
+        waker_thread.unwrap().join().unwrap();
         assert_eq!(future_drops.load(Ordering::SeqCst), 1);
     });
     DROPPED_OUTSIDE.raise();

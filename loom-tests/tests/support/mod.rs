@@ -48,6 +48,15 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 }
 
 /// Spins until `done()` holds, yielding to loom between checks.
+///
+/// At most one thread of a model may spin at a time. Loom 0.7 does not
+/// count a switch away from a thread that called `yield_now` as a
+/// preemption, so two spinning threads can hand the turn to each other
+/// forever, starving the thread they wait for without spending any of the
+/// preemption bound, until the model fails with "exceeded maximum number of
+/// branches", even when the code under test is correct. Let the other
+/// threads block instead, or spawn them where what they wait for exists (as
+/// model 7 in `executor.rs` spawns its waker thread from the first poll).
 pub fn spin_until(mut done: impl FnMut() -> bool) {
     while !done() {
         loom::thread::yield_now();
