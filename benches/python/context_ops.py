@@ -35,17 +35,27 @@ import sys
 import timeit
 
 REPEAT = 25
+NUMBER = 0  # loops per repeat; 0 = autorange / 10
 BOUND_COUNTS = (1, 8, 64)
 
 
 def best_ns(stmt, env):
     """Best per-loop time of `stmt` in ns (timeit, autorange, best of REPEAT)."""
     timer = timeit.Timer(stmt, globals=env)
-    number, _ = timer.autorange()  # >= 0.2 s per repeat
-    # Many short repeats (~20 ms each): the best of them is the one least
-    # disturbed by other processes on a busy machine.
-    number = max(number // 10, 10)
-    return min(timer.repeat(repeat=REPEAT, number=number)) / number * 1e9
+    if NUMBER:
+        number = NUMBER
+    else:
+        number, _ = timer.autorange()  # >= 0.2 s per repeat
+        # Many short repeats (~20 ms each): the best of them is the one least
+        # disturbed by other processes on a busy machine.
+        number = max(number // 10, 10)
+    times = [t / number * 1e9 for t in timer.repeat(repeat=REPEAT, number=number)]
+    SAMPLES[stmt] = times
+    return min(times)
+
+
+# stmt -> per-loop ns of every repeat of its latest timing (for --json)
+SAMPLES = {}
 
 
 def bound_context(n, value_of=lambda i: i):
@@ -94,6 +104,18 @@ def measure_cpython():
     return results
 
 
+def measure_sweep(counts):
+    """{"get"|"set+reset": {n: ns/op}}: the cost as the number of bound vars grows."""
+    loop = best_ns("pass", {})
+    out = {"get": {}, "set+reset": {}}
+    for n in counts:
+        ctx, vars_ = bound_context(n)
+        out["get"][n] = ctx.run(best_ns, "v.get()", {"v": vars_[0]}) - loop
+        out["set+reset"][n] = ctx.run(best_ns, "v.reset(v.set(42))", {"v": vars_[0]}) - loop
+        assert ctx[vars_[0]] == 0
+    return out
+
+
 # row name -> criterion "<group>/<bench>" of the matching baton benchmark
 ROWS = {}
 for _n in BOUND_COUNTS:
@@ -117,11 +139,32 @@ def baton_median(criterion_dir, bench):
 
 
 def main():
+    global REPEAT, NUMBER
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", "target"))
     ap.add_argument("--python-only", action="store_true")
+    ap.add_argument("--json", action="store_true",
+                    help="print CPython's figures only, as JSON (for the report binary)")
+    ap.add_argument("--repeat", type=int, default=25, help="timeit repeats (best of)")
+    ap.add_argument("--number", type=int, default=0,
+                    help="loops per repeat (default: timeit's autorange / 10)")
+    ap.add_argument("--sweep", default="",
+                    help="with --json: comma-separated bound-var counts for the get/set sweep")
     args = ap.parse_args()
+    REPEAT = max(args.repeat, 1)
+    NUMBER = max(args.number, 0)
+    if args.json:
+        counts = [int(x) for x in args.sweep.split(",") if x]
+        doc = {
+            "implementation": f"{platform.python_implementation()} {platform.python_version()}",
+            "repeat": REPEAT,
+            "ops": measure_cpython(),
+            "sweep": {op: {str(n): v for n, v in d.items()} for op, d in measure_sweep(counts).items()},
+        }
+        json.dump(doc, sys.stdout)
+        print()
+        return
     target = args.target_dir if os.path.isabs(args.target_dir) else os.path.join(root, args.target_dir)
     criterion_dir = os.path.join(target, "criterion")
 

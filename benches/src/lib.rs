@@ -15,6 +15,7 @@
 //! Every workload checks its own result (counts reached, values read back) and
 //! panics otherwise, so a broken runtime cannot look fast.
 
+pub mod report;
 pub mod runtimes;
 pub mod workloads;
 
