@@ -8,50 +8,18 @@
 //! pool thread's own context must be exactly as before after every job.
 #![cfg(loom)]
 
-use std::future::Future;
+mod support;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
-use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
 use baton_bridge::BlockingJob;
 use baton_context::{Context, ContextVar};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
+use support::{block_on, model};
 
 static ID: ContextVar<u32> = ContextVar::new("id");
 static POOL_MARK: ContextVar<u32> = ContextVar::new("pool_mark");
-
-/// A minimal executor for one future, parking on loom's `Notify`.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    struct NotifyWaker(loom::sync::Notify);
-    impl Wake for NotifyWaker {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.notify();
-        }
-    }
-    let notify = std::sync::Arc::new(NotifyWaker(loom::sync::Notify::new()));
-    let waker = Waker::from(notify.clone());
-    let mut cx = TaskContext::from_waker(&waker);
-    let mut fut = pin!(fut);
-    loop {
-        match fut.as_mut().poll(&mut cx) {
-            Poll::Ready(output) => return output,
-            Poll::Pending => notify.0.wait(),
-        }
-    }
-}
-
-/// Runs a model and reports how many interleavings loom explored.
-fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
-    let runs = std::sync::Arc::new(StdAtomicUsize::new(0));
-    let counter = runs.clone();
-    loom::model(move || {
-        counter.fetch_add(1, StdOrdering::Relaxed);
-        f();
-    });
-    eprintln!("{name}: {} interleavings", runs.load(StdOrdering::Relaxed));
-}
 
 /// The panicking model's job panics with a `u32` in every interleaving:
 /// keep those expected panics out of the log, report all others.
