@@ -41,9 +41,22 @@ pub(crate) struct Current {
     /// Private writes not yet published into `ctx` (for a base context
     /// without a cell: all its bindings); `None` = read `ctx`'s cell.
     map: Option<Map>,
-    /// The base context's cell, once it exists. Never shared: no handle to
-    /// it exists, so only this thread ever touches it.
-    base: Option<Box<ContextCell>>,
+    /// The base context's cell, once it exists (from `Box::into_raw`, freed
+    /// when the slot is dropped; null before). Never shared: no handle to it
+    /// exists, so only this thread ever touches it. A raw pointer, not a
+    /// `Box`: `ctx` points into it, and a `Box` asserts it is unaliased.
+    base: *mut ContextCell,
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        if !self.base.is_null() {
+            // SAFETY: `base` came from `Box::into_raw` in `set_aside` and is
+            // freed only here, once; the slot is going away, so nothing reads
+            // through `ctx` any more.
+            drop(unsafe { Box::from_raw(self.base) });
+        }
+    }
 }
 
 impl Current {
@@ -51,7 +64,7 @@ impl Current {
         ctx: ptr::null(),
         id: 0,
         map: None,
-        base: None,
+        base: ptr::null_mut(),
     };
 
     #[inline]
@@ -105,9 +118,8 @@ impl Current {
     fn set_aside(&mut self) -> Option<Map> {
         let map = self.map.take()?;
         if self.ctx.is_null() {
-            let cell = Box::new(ContextCell::new_base());
-            self.ctx = &*cell;
-            self.base = Some(cell);
+            self.base = Box::into_raw(Box::new(ContextCell::new_base()));
+            self.ctx = self.base;
         }
         // SAFETY: a non-null `ctx` is alive (see `with_map`), and this thread
         // is the one entitled to publish into it: it has it entered, or it is
