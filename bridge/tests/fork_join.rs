@@ -1,38 +1,20 @@
 //! `join`, `scope`, `install` and `spawn`: each closure in its own copy of
 //! the context current where the work was created.
 
+mod common;
+
+use common::{ID, assert_pool_threads_unchanged, marked_pool};
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex, mpsc};
 use std::thread;
 
-use baton_context::{Context, ContextVar};
-use rayon::{ThreadPool, ThreadPoolBuilder};
-
-static ID: ContextVar<u32> = ContextVar::new("id");
-static MARK: ContextVar<usize> = ContextVar::new("mark");
-
-fn pool(n: usize) -> ThreadPool {
-    let pool = ThreadPoolBuilder::new().num_threads(n).build().unwrap();
-    pool.broadcast(|b| {
-        let _ = MARK.set(b.index());
-    });
-    pool
-}
-
-fn assert_pool_threads_unchanged(pool: &ThreadPool) {
-    for (index, mark, id) in pool.broadcast(|b| (b.index(), MARK.get(), ID.get())) {
-        assert_eq!(
-            (mark, id),
-            (Some(index), None),
-            "pool thread {index} changed"
-        );
-    }
-}
+use baton_context::Context;
 
 #[test]
 fn join_halves_run_in_separate_copies_even_in_parallel() {
-    let pool = pool(2);
+    let pool = marked_pool(2);
     let _t = ID.set(1);
     let threads = Mutex::new(HashSet::new());
     // Both halves wait for each other, so they really run at the same time
@@ -85,7 +67,7 @@ fn join_propagates_panics_and_restores_the_context() {
 
 #[test]
 fn scope_spawns_see_their_spawners_context_at_spawn_time() {
-    let pool = pool(3);
+    let pool = marked_pool(3);
     let _t = ID.set(1);
     let seen = Mutex::new(Vec::new());
     let ran = AtomicUsize::new(0);
@@ -143,7 +125,7 @@ fn scope_closures_may_borrow_and_return() {
 
 #[test]
 fn install_carries_the_context_and_plain_install_does_not() {
-    let pool = pool(2);
+    let pool = marked_pool(2);
     let _t = ID.set(7);
     assert_eq!(pool.install(|| ID.get()), None);
     assert_eq!(

@@ -1,37 +1,19 @@
 //! `.in_context()`: every closure chained after it runs in a copy of the
 //! captured context, on every thread.
 
+mod common;
+
+use common::{ID, MARK, assert_pool_threads_unchanged, marked_pool};
+
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use baton_bridge::ParallelIteratorExt;
-use baton_context::{Context, ContextVar};
+use baton_context::Context;
 use rayon::prelude::*;
-use rayon::{ThreadPool, ThreadPoolBuilder};
-
-static ID: ContextVar<u32> = ContextVar::new("id");
-static MARK: ContextVar<usize> = ContextVar::new("mark");
 
 const N: u32 = 100_000;
-
-fn pool(n: usize) -> ThreadPool {
-    let pool = ThreadPoolBuilder::new().num_threads(n).build().unwrap();
-    pool.broadcast(|b| {
-        let _ = MARK.set(b.index());
-    });
-    pool
-}
-
-fn assert_pool_threads_unchanged(pool: &ThreadPool) {
-    for (index, mark, id) in pool.broadcast(|b| (b.index(), MARK.get(), ID.get())) {
-        assert_eq!(
-            (mark, id),
-            (Some(index), None),
-            "pool thread {index} changed"
-        );
-    }
-}
 
 /// Records which pool threads ran item closures; the first items wait (on
 /// the record itself, not on time) until two threads have taken part, which
@@ -58,7 +40,7 @@ impl Threads {
 
 #[test]
 fn every_item_closure_sees_the_captured_value_on_every_thread() {
-    let pool = pool(4);
+    let pool = marked_pool(4);
     let threads = Threads::new();
     let wrong = AtomicUsize::new(0);
     let check = |_: &u32| {
@@ -94,7 +76,7 @@ fn every_item_closure_sees_the_captured_value_on_every_thread() {
 
 #[test]
 fn the_context_is_captured_when_the_adapter_is_created() {
-    let pool = pool(2);
+    let pool = marked_pool(2);
     let t = ID.set(1);
     let it = (0..1000u32).into_par_iter().in_context();
     ID.reset(t).unwrap();
@@ -105,7 +87,7 @@ fn the_context_is_captured_when_the_adapter_is_created() {
 
 #[test]
 fn all_kinds_of_downstream_closures_are_covered() {
-    let pool = pool(3);
+    let pool = marked_pool(3);
     let wrong = AtomicUsize::new(0);
     let calls = AtomicUsize::new(0);
     let check = || {
@@ -249,7 +231,7 @@ fn item_writes_never_reach_the_caller_or_other_runs() {
 
 #[test]
 fn panics_propagate_and_contexts_are_restored() {
-    let pool = pool(2);
+    let pool = marked_pool(2);
     let _t = ID.set(3);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         baton_bridge::install(&pool, || {

@@ -2,42 +2,21 @@
 //! where its writes go, panics, cancellation, and the pool threads' own
 //! contexts.
 
+mod common;
+
+use common::{ID, MARK, assert_pool_threads_unchanged, mark_pool_threads, pool};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::time::Duration;
 
 use baton_bridge::{BlockingJob, RunBlocking, run_blocking, run_blocking_in};
-use baton_context::{Context, ContextVar};
+use baton_context::Context;
 use futures::executor::block_on;
-use rayon::{ThreadPool, ThreadPoolBuilder};
-
-static ID: ContextVar<u32> = ContextVar::new("id");
-static MARK: ContextVar<usize> = ContextVar::new("mark");
 
 /// Safety net against a hang turning into a stuck test run.
 const LONG: Duration = Duration::from_secs(60);
-
-fn pool(n: usize) -> ThreadPool {
-    ThreadPoolBuilder::new().num_threads(n).build().unwrap()
-}
-
-/// Gives every pool thread's own context a distinct marker.
-fn mark_pool_threads(pool: &ThreadPool) {
-    pool.broadcast(|b| {
-        assert_eq!(MARK.get(), None, "a pool thread starts empty");
-        let _ = MARK.set(b.index());
-    });
-}
-
-/// Every pool thread's own context still holds its marker and nothing else.
-fn assert_pool_threads_unchanged(pool: &ThreadPool) {
-    let seen = pool.broadcast(|b| (b.index(), MARK.get(), ID.get()));
-    for (index, mark, id) in seen {
-        assert_eq!(mark, Some(index), "pool thread {index} lost its own value");
-        assert_eq!(id, None, "a job's value leaked into pool thread {index}");
-    }
-}
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload

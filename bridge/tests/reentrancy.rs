@@ -8,17 +8,18 @@
 //! the other jobs has run on the first thread, which can only happen inside
 //! the first thread's wait loop.
 
+mod common;
+
+use common::{ID, assert_pool_threads_unchanged, marked_pool};
+
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use baton_bridge::{BlockingTask, RunBlocking, run_blocking_in};
-use baton_context::{Context, ContextVar};
+use baton_context::Context;
 use futures::executor::block_on;
-use rayon::{ThreadPool, ThreadPoolBuilder};
-
-static ID: ContextVar<u32> = ContextVar::new("id");
-static MARK: ContextVar<usize> = ContextVar::new("mark");
+use rayon::ThreadPool;
 
 /// Safety net: a broken schedule fails instead of hanging.
 const LONG: Duration = Duration::from_secs(60);
@@ -47,24 +48,6 @@ impl Latch {
             .wait_timeout_while(guard, LONG, |set| !*set)
             .unwrap();
         assert!(*guard, "schedule did not happen");
-    }
-}
-
-fn pool2() -> Arc<ThreadPool> {
-    let pool = Arc::new(ThreadPoolBuilder::new().num_threads(2).build().unwrap());
-    pool.broadcast(|b| {
-        let _ = MARK.set(b.index());
-    });
-    pool
-}
-
-fn assert_pool_threads_unchanged(pool: &ThreadPool) {
-    for (index, mark, id) in pool.broadcast(|b| (b.index(), MARK.get(), ID.get())) {
-        assert_eq!(
-            (mark, id),
-            (Some(index), None),
-            "pool thread {index} changed"
-        );
     }
 }
 
@@ -110,7 +93,7 @@ fn check_others(others: Vec<Other>, base: u32, waiting: ThreadId) {
 
 #[test]
 fn rayon_join_and_scope_waits_restore_the_waiting_jobs_context() {
-    let pool = pool2();
+    let pool = Arc::new(marked_pool(2));
     let _t = ID.set(1);
     // The waiting job is itself a bridge job, in a copy of (ID = 1).
     let task = run_blocking_in(&pool, {
@@ -161,7 +144,7 @@ fn rayon_join_and_scope_waits_restore_the_waiting_jobs_context() {
 
 #[test]
 fn bridge_join_and_scope_waits_restore_the_waiting_jobs_context() {
-    let pool = pool2();
+    let pool = Arc::new(marked_pool(2));
     let _t = ID.set(1);
     let task = run_blocking_in(&pool, {
         let pool = pool.clone();
