@@ -31,7 +31,7 @@ where
     R: Send,
 {
     let ctx = ContextCell::copy_current();
-    pool.install(|| ctx.run(op))
+    pool.install(move || ctx.run(op))
 }
 
 /// `rayon::spawn` that carries the context: runs `func` on rayon's global

@@ -46,5 +46,5 @@ where
     let ctx_a = ContextCell::copy_current();
     let ctx_b = ContextCell::copy_current();
     // `run` cannot fail: the cells are fresh and entered once each.
-    rayon::join(|| ctx_a.run(oper_a), || ctx_b.run(oper_b))
+    rayon::join(move || ctx_a.run(oper_a), move || ctx_b.run(oper_b))
 }

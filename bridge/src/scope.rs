@@ -42,7 +42,7 @@ where
     R: Send,
 {
     let ctx = ContextCell::copy_current();
-    rayon::scope(|s| ctx.run(|| op(Scope::from_rayon(s))))
+    rayon::scope(move |s| ctx.run(|| op(Scope::from_rayon(s))))
 }
 
 /// A fork-join scope whose spawned closures carry the context; see

@@ -5,16 +5,14 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::mem;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use triomphe::Arc;
 
 use crate::attach::Attached;
 use crate::current;
 use crate::error::ContextError;
+use crate::handle::Handle;
 use crate::id;
 use crate::map::{Map, Value};
-use crate::state::EnterState;
+use crate::state::{Access, EntryWord};
 use crate::sync::UnsafeCell;
 use crate::var::ContextVar;
 
@@ -43,16 +41,18 @@ use crate::var::ContextVar;
 /// ```
 #[derive(Clone)]
 pub struct Context {
-    inner: Arc<ContextCell>,
+    inner: Handle,
 }
 
 /// A context stored inline, for executors that keep a task's context inside
-/// the task's own allocation.
+/// the task's own allocation: two words, no allocation.
 ///
-/// [`Context`] is a shared, clonable handle to one of these (behind an
-/// `Arc`); a `ContextCell` is the same thing without the handle: it cannot be
-/// cloned and must not move while it is entered (it is borrowed then).
-/// `ContextCell::copy_current()` is `copy_context()` without an allocation.
+/// [`Context`] is a shared, clonable handle to a context; a `ContextCell` is
+/// the same thing without the handle: it cannot be cloned, and it is `Send`
+/// but not `Sync` — one thread at a time uses it, so nothing guards it
+/// against concurrent readers and entering it costs no atomic
+/// read-modify-write. `ContextCell::copy_current()` is `copy_context()`
+/// without an allocation.
 ///
 /// ```
 /// use baton_context::{ContextCell, ContextVar};
@@ -68,81 +68,99 @@ pub struct Context {
 /// assert_eq!(cell.run(|| ID.get()), Some(2));
 /// assert_eq!(ID.get(), Some(1));
 /// ```
+#[repr(C)]
 pub struct ContextCell {
-    pub(crate) state: EnterState,
-    /// Identity for tokens, assigned on the first `set` inside; 0 = not yet.
-    /// (An id, not an address: addresses are reused, ids never.)
-    pub(crate) id: AtomicU64,
+    /// Entered flag, shared flag and identity; see `state.rs`.
+    pub(crate) entry: EntryWord,
     /// The bindings as of the last publish; see `state.rs` for the protocol.
     pub(crate) map: UnsafeCell<Map>,
 }
 
-// SAFETY: the only non-`Sync` field is the `map` cell, and every access to it
-// follows the protocol documented in `state.rs`: it is written only by the
+/// What a [`Context`] handle points to: a cell marked SHARED, followed by
+/// the readers/writer word that lets other threads read it (`state.rs`).
+///
+/// `repr(C)` with the cell first, so that a pointer to the whole `SharedCell`
+/// is also a pointer to its cell: the current-context slot keeps such a
+/// pointer, and `ContextCell::publish` casts it back to reach `access`.
+#[repr(C)]
+pub(crate) struct SharedCell {
+    cell: ContextCell,
+    access: Access,
+}
+
+// SAFETY: the only non-`Sync` field is the cell's `map`, and every access to
+// it follows the protocol documented in `state.rs`: it is written only by the
 // thread that has the context entered, while holding WRITING with no readers;
 // it is read by that thread (which is then not writing it) or by readers that
 // hold a READERS count, which excludes WRITING. `Map` itself is `Send + Sync`.
-unsafe impl Sync for ContextCell {}
+unsafe impl Sync for SharedCell {}
 
 impl ContextCell {
     fn from_map(map: Map) -> Self {
         ContextCell {
-            state: EnterState::new(),
-            id: AtomicU64::new(0),
+            entry: EntryWord::new(false),
             map: UnsafeCell::new(map),
         }
     }
 
-    /// Swaps `map` into the cell, returning the previous bindings. Only the
-    /// thread that has this context entered may call this.
-    pub(crate) fn publish(&self, map: Map) -> Map {
-        self.state.begin_write();
-        // SAFETY: we have the context entered (caller's contract) and hold
-        // WRITING with no readers: nobody else can access the cell.
-        let old = self
-            .map
-            .with_mut(|cell| unsafe { mem::replace(&mut *cell, map) });
-        self.state.end_write();
-        old
+    /// Swaps `map` into the cell at `this`, returning the previous bindings.
+    ///
+    /// # Safety
+    /// `this` points to a live cell that the calling thread has entered. If
+    /// the cell is shared, `this` was derived from a pointer to its whole
+    /// [`SharedCell`] (as [`Context::cell_ptr`] makes them).
+    pub(crate) unsafe fn publish(this: *const ContextCell, map: Map) -> Map {
+        // SAFETY: alive (caller's contract).
+        let cell = unsafe { &*this };
+        if cell.entry.is_shared() {
+            // SAFETY: a shared cell is the first field of a `repr(C)`
+            // `SharedCell`, and `this` may address all of it (contract).
+            let shared = unsafe { &*this.cast::<SharedCell>() };
+            shared.access.begin_write();
+            // SAFETY: we have the context entered (contract) and hold
+            // WRITING with no readers: nobody else can access the cell.
+            let old = cell
+                .map
+                .with_mut(|slot| unsafe { mem::replace(&mut *slot, map) });
+            shared.access.end_write();
+            old
+        } else {
+            // SAFETY: an unshared cell is reachable by one thread at a time
+            // (it is not `Sync`), and this thread has it entered.
+            cell.map
+                .with_mut(|slot| unsafe { mem::replace(&mut *slot, map) })
+        }
     }
 
-    /// This context's identity, assigned on first use.
+    /// This context's identity, assigned on first use. Only the thread that
+    /// has the context entered may call this.
     pub(crate) fn id(&self) -> u64 {
-        match self.id.load(Ordering::Relaxed) {
+        match self.entry.id() {
             0 => {
                 let fresh = id::next_context_id();
-                match self
-                    .id
-                    .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
-                {
-                    Ok(_) => fresh,
-                    Err(winner) => winner,
-                }
+                self.entry.set_id(fresh);
+                fresh
             }
             id => id,
         }
     }
 
-    /// A copy of the published bindings, from any thread.
-    fn read(&self) -> Map {
-        self.state.begin_read();
-        // SAFETY: holding a READERS count excludes the only writer.
-        let map = self.map.with(|cell| unsafe { (*cell).clone() });
-        self.state.end_read();
-        map
-    }
-
     /// The bindings: live if this thread is running in `self`, else as of
     /// the last publish.
     fn bindings(&self) -> Map {
-        current::with_map_if_current(self, Map::clone).unwrap_or_else(|| self.read())
+        current::with_map_if_current(self, Map::clone).unwrap_or_else(|| {
+            // SAFETY: `self` is not `Sync`, so no other thread can reach it;
+            // this thread writes the cell only in `publish`, which is not
+            // running (it calls no user code).
+            self.map.with(|slot| unsafe { (*slot).clone() })
+        })
     }
 
     /// The cell of a thread's base context: never entered by anyone, so it
     /// is marked entered for good, by its thread (see `current.rs`).
     pub(crate) fn new_base() -> ContextCell {
         let cell = ContextCell::from_map(Map::new());
-        cell.state.try_enter().expect("a new cell is not entered");
+        cell.entry.try_enter().expect("a new cell is not entered");
         cell
     }
 
@@ -178,13 +196,15 @@ impl ContextCell {
     /// [`Context::try_run`].
     #[inline]
     pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
-        let _entered = current::enter(self)?;
+        // SAFETY: `self` is borrowed for as long as the guard lives, and an
+        // unshared cell is never cast to a `SharedCell`.
+        let _entered = unsafe { current::enter(self) }?;
         Ok(f())
     }
 
     /// Whether some thread is running inside this context right now.
     pub fn is_entered(&self) -> bool {
-        self.state.is_entered()
+        self.entry.is_entered()
     }
 
     /// Whether this is the current context of the calling thread.
@@ -230,8 +250,33 @@ impl Context {
 
     fn from_map(map: Map) -> Context {
         Context {
-            inner: Arc::new(ContextCell::from_map(map)),
+            inner: Handle::new(SharedCell {
+                cell: ContextCell {
+                    entry: EntryWord::new(true),
+                    map: UnsafeCell::new(map),
+                },
+                access: Access::new(),
+            }),
         }
+    }
+
+    /// The cell, as a pointer that may address the whole [`SharedCell`]
+    /// (what [`ContextCell::publish`] needs). Never go through
+    /// `&self.inner.cell` for this: a reference to the field alone could not
+    /// be cast back to the whole.
+    #[inline]
+    fn cell_ptr(&self) -> *const ContextCell {
+        self.inner.as_ptr().cast()
+    }
+
+    /// A copy of the published bindings, from any thread.
+    fn read(&self) -> Map {
+        let shared = &*self.inner;
+        shared.access.begin_read();
+        // SAFETY: holding a READERS count excludes the only writer.
+        let map = shared.cell.map.with(|slot| unsafe { (*slot).clone() });
+        shared.access.end_read();
+        map
     }
 
     /// A new context with the same bindings as this one, in O(1). Later
@@ -246,7 +291,7 @@ impl Context {
     /// The bindings: live if this thread is running in `self`, else as of
     /// the last publish.
     fn bindings(&self) -> Map {
-        self.inner.bindings()
+        current::with_map_if_current(self.cell_ptr(), Map::clone).unwrap_or_else(|| self.read())
     }
 
     /// Runs `f` inside this context and returns its result (S4).
@@ -273,17 +318,20 @@ impl Context {
     /// (without calling `f`) if the context is entered already.
     #[inline]
     pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
-        self.inner.try_run(f)
+        // SAFETY: `self` (and so the cell) outlives the guard, and the
+        // pointer addresses the whole `SharedCell`.
+        let _entered = unsafe { current::enter(self.cell_ptr()) }?;
+        Ok(f())
     }
 
     /// Whether this context is the current context of the calling thread.
     pub fn is_current(&self) -> bool {
-        self.inner.is_current()
+        current::with_map_if_current(self.cell_ptr(), |_| ()).is_some()
     }
 
     /// Whether some thread is running inside this context right now.
     pub fn is_entered(&self) -> bool {
-        self.inner.is_entered()
+        self.inner.cell.entry.is_entered()
     }
 
     /// The value bound to `var` in this context, ignoring the variable's
@@ -331,7 +379,7 @@ impl Context {
 
     /// Whether two handles refer to the same context.
     pub fn ptr_eq(&self, other: &Context) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        self.inner.ptr_eq(&other.inner)
     }
 }
 
@@ -392,7 +440,5 @@ impl ExactSizeIterator for Iter {}
 /// ```
 #[inline]
 pub fn copy_context() -> Context {
-    Context {
-        inner: Arc::new(ContextCell::copy_current()),
-    }
+    Context::from_map(current::with_map(Map::clone))
 }

@@ -30,7 +30,6 @@ use crate::error::ContextError;
 use crate::id;
 use crate::map::Map;
 use crate::sync::current_thread_local;
-use std::sync::atomic::Ordering;
 
 pub(crate) struct Current {
     /// The cell of the current context: the entered context's, or the
@@ -123,8 +122,9 @@ impl Current {
         }
         // SAFETY: a non-null `ctx` is alive (see `with_map`), and this thread
         // is the one entitled to publish into it: it has it entered, or it is
-        // its own base cell (marked entered for good).
-        Some(unsafe { (*self.ctx).publish(map) })
+        // its own base cell (marked entered for good). A shared cell's
+        // pointer came from `Context::cell_ptr` (through `enter`).
+        Some(unsafe { ContextCell::publish(self.ctx, map) })
     }
 }
 
@@ -159,7 +159,10 @@ pub(crate) fn with_mut<R>(f: impl FnOnce(&mut Current) -> R) -> R {
 }
 
 /// If `ctx` is this thread's current context, runs `f` on its live bindings.
-pub(crate) fn with_map_if_current<R>(ctx: &ContextCell, f: impl FnOnce(&Map) -> R) -> Option<R> {
+pub(crate) fn with_map_if_current<R>(
+    ctx: *const ContextCell,
+    f: impl FnOnce(&Map) -> R,
+) -> Option<R> {
     CURRENT
         .try_with(|current| {
             let current = current.try_borrow().expect(REENTRANT);
@@ -170,23 +173,31 @@ pub(crate) fn with_map_if_current<R>(ctx: &ContextCell, f: impl FnOnce(&Map) -> 
 }
 
 /// The guard of an entered context: restores the outer context when dropped.
-pub(crate) struct Entered<'a> {
-    inner: &'a ContextCell,
+pub(crate) struct Entered {
+    /// The entered cell; a raw pointer, since a shared cell's must keep
+    /// addressing its whole `SharedCell` (see `ContextCell::publish`).
+    inner: *const ContextCell,
     /// The outer context's cell and identity (its writes are in its cell).
     outer: (*const ContextCell, u64),
 }
 
 /// Enters `inner` on this thread (S4).
+///
+/// # Safety
+/// `inner` points to a live cell that outlives the returned guard; if the
+/// cell is shared, the pointer came from `Context::cell_ptr`.
 #[inline]
-pub(crate) fn enter(inner: &ContextCell) -> Result<Entered<'_>, ContextError> {
-    inner.state.try_enter()?;
+pub(crate) unsafe fn enter(inner: *const ContextCell) -> Result<Entered, ContextError> {
+    // SAFETY: alive (caller's contract).
+    unsafe { (*inner).entry.try_enter()? };
     Ok(Entered::install(inner))
 }
 
-impl<'a> Entered<'a> {
-    /// Makes `inner` (already claimed) the current context of this thread.
+impl Entered {
+    /// Makes `inner` (already claimed, alive) the current context of this
+    /// thread.
     #[inline]
-    fn install(inner: &'a ContextCell) -> Entered<'a> {
+    fn install(inner: *const ContextCell) -> Entered {
         let swapped = CURRENT.try_with(|current| {
             let mut current = current.try_borrow_mut().expect(REENTRANT);
             let replaced = if current.map.is_some() {
@@ -196,7 +207,8 @@ impl<'a> Entered<'a> {
             };
             let outer = (current.ctx, current.id);
             current.ctx = inner;
-            current.id = inner.id.load(Ordering::Relaxed);
+            // SAFETY: alive (see `enter`).
+            current.id = unsafe { (*inner).entry.id() };
             (outer, replaced)
         });
         match swapped {
@@ -205,14 +217,15 @@ impl<'a> Entered<'a> {
                 Entered { inner, outer }
             }
             Err(_) => {
-                inner.state.exit();
+                // SAFETY: alive (see `enter`), and entered by this thread.
+                unsafe { (*inner).entry.exit() };
                 panic!("baton: cannot enter a context while the thread is exiting")
             }
         }
     }
 }
 
-impl Drop for Entered<'_> {
+impl Drop for Entered {
     #[inline]
     fn drop(&mut self) {
         let written = CURRENT
@@ -224,8 +237,11 @@ impl Drop for Entered<'_> {
             .ok()
             .flatten();
         match written {
-            None => self.inner.state.exit(),
-            Some(map) => publish_and_exit(self.inner, map),
+            // SAFETY: the cell outlives the guard (see `enter`), and this
+            // thread has it entered.
+            None => unsafe { (*self.inner).entry.exit() },
+            // SAFETY: as above; the pointer is `enter`'s.
+            Some(map) => unsafe { publish_and_exit(self.inner, map) },
         }
     }
 }
@@ -233,9 +249,14 @@ impl Drop for Entered<'_> {
 /// Publishes a run's writes into its context, then gives the context up,
 /// then drops the old bindings (their destructors may use this very
 /// context, so they run after it is free).
+///
+/// # Safety
+/// As for `ContextCell::publish`.
 #[cold]
-fn publish_and_exit(inner: &ContextCell, map: Map) {
-    let old = inner.publish(map);
-    inner.state.exit();
+unsafe fn publish_and_exit(inner: *const ContextCell, map: Map) {
+    // SAFETY: the caller's contract is `publish`'s.
+    let old = unsafe { ContextCell::publish(inner, map) };
+    // SAFETY: alive and entered by this thread (contract).
+    unsafe { (*inner).entry.exit() };
     drop(old);
 }

@@ -46,8 +46,10 @@
 //! * `map.rs` — the persistent map (a HAMT, like CPython's `hamt.c`) that
 //!   holds a context's bindings: copy is a pointer copy, writes copy a path.
 //! * `current.rs` — the per-thread current context, and entering/leaving.
-//! * `state.rs` — the entered flag and the lock-free protocol for reading a
-//!   context from other threads.
+//! * `state.rs` — the entry word (entered flag, shared flag, identity) and
+//!   the lock-free protocol for reading a shared context from other threads.
+//! * `handle.rs` — the allocation behind a `Context` handle: reference
+//!   counted, recycled through a per-thread free list.
 //! * `context.rs`, `var.rs`, `token.rs`, `attach.rs`, `error.rs` — the public
 //!   types; `id.rs` — unique identities; `sync.rs` — the std/loom facade.
 //!
@@ -60,6 +62,7 @@ mod attach;
 mod context;
 mod current;
 mod error;
+mod handle;
 mod id;
 mod map;
 mod state;

@@ -1,0 +1,279 @@
+//! The allocation behind [`Context`](crate::Context) handles: a reference
+//! count and a [`SharedCell`], recycled through a small per-thread free list.
+//!
+//! `copy_context()` is the one operation of this crate that allocates, and a
+//! request-handling program calls it on every offload. A `malloc`/`free`
+//! pair costs more than the copy itself (one reference-count increment), so,
+//! as CPython does for its context objects, freed handles are kept on a free
+//! list of the thread that dropped them (at most [`POOL_CAP`]) and reused by
+//! the next copy on that thread. The lists are freed when their thread exits.
+//!
+//! The reference count is an `Arc`'s, with one shortcut: a handle that finds
+//! the count at 1 (Acquire) is the last one — nobody else holds a reference
+//! through which to clone or drop — so it skips the read-modify-write. That
+//! is the common case: a copy made, run once, and dropped.
+//!
+//! Under loom the free list is off (every handle is a fresh `Box`), so the
+//! models see plain allocations; the count is data, not protocol (see
+//! `sync.rs`), and stays a `std` atomic.
+
+use std::cell::Cell;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+use crate::context::SharedCell;
+
+/// How many freed handles a thread keeps for reuse.
+const POOL_CAP: usize = 32;
+
+struct Inner {
+    refs: AtomicUsize,
+    cell: SharedCell,
+}
+
+/// A counted reference to a [`SharedCell`] (an `Arc` with recycling).
+pub(crate) struct Handle {
+    ptr: NonNull<Inner>,
+}
+
+// SAFETY: a `Handle` is a shared reference to a `SharedCell`, which is
+// `Send + Sync`; the count is atomic and the last handle frees the cell on
+// whichever thread drops it, as with `Arc<SharedCell>`.
+unsafe impl Send for Handle {}
+// SAFETY: as above.
+unsafe impl Sync for Handle {}
+
+impl Handle {
+    /// A handle to a new allocation holding `cell`.
+    #[inline]
+    pub(crate) fn new(cell: SharedCell) -> Handle {
+        let inner = Inner {
+            refs: AtomicUsize::new(1),
+            cell,
+        };
+        let ptr = match pool::take() {
+            Some(slot) => {
+                // SAFETY: a pooled slot is a live `Box<Inner>` allocation
+                // whose value was dropped: writing a new value reuses it.
+                unsafe { slot.as_ptr().write(inner) };
+                slot
+            }
+            None => NonNull::from(Box::leak(Box::new(inner))),
+        };
+        Handle { ptr }
+    }
+
+    /// Whether two handles share the allocation.
+    #[inline]
+    pub(crate) fn ptr_eq(&self, other: &Handle) -> bool {
+        self.ptr == other.ptr
+    }
+
+    /// A pointer to the cell that keeps the provenance of the whole
+    /// allocation (see `Context::cell_ptr`).
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *const SharedCell {
+        // SAFETY: `ptr` is live while `self` is; `addr_of!` makes no
+        // intermediate reference, so the result may address all of `cell`.
+        unsafe { &raw const (*self.ptr.as_ptr()).cell }
+    }
+}
+
+impl Deref for Handle {
+    type Target = SharedCell;
+
+    #[inline]
+    fn deref(&self) -> &SharedCell {
+        // SAFETY: the allocation lives while a handle to it does.
+        unsafe { &self.ptr.as_ref().cell }
+    }
+}
+
+impl Clone for Handle {
+    #[inline]
+    fn clone(&self) -> Handle {
+        // SAFETY: live while `self` is.
+        let refs = unsafe { &self.ptr.as_ref().refs };
+        // Relaxed, as `Arc::clone`: the new handle is made from an existing
+        // one, which keeps the allocation alive meanwhile.
+        let old = refs.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // As `Arc`: a count this high means leaked handles; wrapping it
+            // would free a live cell.
+            std::process::abort();
+        }
+        Handle { ptr: self.ptr }
+    }
+}
+
+impl Drop for Handle {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: live while `self` is.
+        let refs = unsafe { &self.ptr.as_ref().refs };
+        // At 1 this is the last handle: no other can exist to race with us,
+        // and Acquire orders every earlier handle's drop (Release) before
+        // the free below. Otherwise, the usual `Arc` decrement.
+        if refs.load(Ordering::Acquire) != 1 {
+            if refs.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            fence(Ordering::Acquire);
+        }
+        // SAFETY: this was the last handle: the value is dropped once, here,
+        // and the allocation is then either pooled or freed, never both.
+        unsafe {
+            std::ptr::drop_in_place(&raw mut (*self.ptr.as_ptr()).cell);
+            pool::give(self.ptr);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+mod pool {
+    use super::*;
+
+    /// A free allocation, linked through its own storage.
+    struct Free {
+        next: Option<NonNull<Free>>,
+    }
+
+    const _: () = assert!(std::mem::size_of::<Free>() <= std::mem::size_of::<Inner>());
+    const _: () = assert!(std::mem::align_of::<Free>() <= std::mem::align_of::<Inner>());
+
+    struct Pool {
+        head: Cell<Option<NonNull<Free>>>,
+        len: Cell<usize>,
+    }
+
+    impl Drop for Pool {
+        fn drop(&mut self) {
+            let mut next = self.head.take();
+            while let Some(free) = next {
+                // SAFETY: every pooled node is an unused `Box<Inner>`
+                // allocation (see `give`), owned by this list alone.
+                unsafe {
+                    next = free.as_ref().next;
+                    let layout = std::alloc::Layout::new::<Inner>();
+                    std::alloc::dealloc(free.as_ptr().cast(), layout);
+                }
+            }
+        }
+    }
+
+    std::thread_local! {
+        static POOL: Pool = const {
+            Pool {
+                head: Cell::new(None),
+                len: Cell::new(0),
+            }
+        };
+    }
+
+    /// An unused allocation from this thread's list, if any.
+    #[inline]
+    pub(super) fn take() -> Option<NonNull<Inner>> {
+        POOL.try_with(|pool| {
+            let free = pool.head.get()?;
+            // SAFETY: a pooled node is owned by this list (see `give`).
+            pool.head.set(unsafe { free.as_ref().next });
+            pool.len.set(pool.len.get() - 1);
+            Some(free.cast())
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Recycles (or frees) an allocation whose value was dropped.
+    ///
+    /// # Safety
+    /// `ptr` came from `Box<Inner>` (directly or through `take`), its value
+    /// was dropped, and nothing refers to it any more.
+    #[inline]
+    pub(super) unsafe fn give(ptr: NonNull<Inner>) {
+        let kept = POOL
+            .try_with(|pool| {
+                if pool.len.get() >= POOL_CAP {
+                    return false;
+                }
+                let free = ptr.cast::<Free>();
+                // SAFETY: the allocation is unused (contract) and large and
+                // aligned enough for a `Free` (asserted above).
+                unsafe {
+                    free.as_ptr().write(Free {
+                        next: pool.head.get(),
+                    })
+                };
+                pool.head.set(Some(free));
+                pool.len.set(pool.len.get() + 1);
+                true
+            })
+            .unwrap_or(false);
+        if !kept {
+            let layout = std::alloc::Layout::new::<Inner>();
+            // SAFETY: a `Box<Inner>` allocation, unused (contract).
+            unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), layout) };
+        }
+    }
+}
+
+#[cfg(loom)]
+mod pool {
+    use super::*;
+
+    pub(super) fn take() -> Option<NonNull<Inner>> {
+        None
+    }
+
+    /// # Safety
+    /// As the non-loom `give`.
+    pub(super) unsafe fn give(ptr: NonNull<Inner>) {
+        let layout = std::alloc::Layout::new::<Inner>();
+        // SAFETY: a `Box<Inner>` allocation, unused (contract).
+        unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), layout) };
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::{Context, ContextVar, copy_context};
+
+    static V: ContextVar<u32> = ContextVar::new("v");
+
+    #[test]
+    fn recycled_handles_start_fresh() {
+        // Fill the pool, then reuse every slot: each reused context must
+        // hold only its own bindings, and not be entered.
+        let many: Vec<Context> = (0..super::POOL_CAP * 2).map(|_| Context::new()).collect();
+        for (i, ctx) in many.iter().enumerate() {
+            ctx.run(|| {
+                let _ = V.set(i as u32);
+            });
+        }
+        drop(many);
+        for _ in 0..super::POOL_CAP * 2 {
+            let ctx = copy_context();
+            assert!(!ctx.is_entered());
+            assert_eq!(ctx.get(&V), None);
+            ctx.run(|| assert_eq!(V.get(), None));
+        }
+    }
+
+    #[test]
+    fn the_last_clone_frees_on_another_thread() {
+        let ctx = Context::new();
+        ctx.run(|| {
+            let _ = V.set(7);
+        });
+        let clones: Vec<Context> = (0..8).map(|_| ctx.clone()).collect();
+        drop(ctx);
+        let handles: Vec<_> = clones
+            .into_iter()
+            .map(|c| std::thread::spawn(move || c.get(&V)))
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), Some(7));
+        }
+    }
+}
