@@ -135,6 +135,7 @@ fn dropping_the_handle_detaches() {
     assert_eq!(rt.block_on(done_rx).unwrap(), 3);
 }
 
+#[derive(Debug)]
 struct CountDrops(Arc<AtomicUsize>);
 impl Drop for CountDrops {
     fn drop(&mut self) {
@@ -161,6 +162,115 @@ fn output_of_a_detached_task_is_dropped_exactly_once() {
     drop(out);
     drop(rt);
     assert_eq!(drops.load(Ordering::SeqCst), n + 1);
+}
+
+/// The future and the output share one slot with no discriminant (the task
+/// state says which is live): every way a task can end drops each of them
+/// exactly once.
+#[test]
+fn future_and_output_are_each_dropped_exactly_once_on_every_path() {
+    let rt = Builder::new()
+        .worker_threads(1)
+        .start_workers(false)
+        .build()
+        .unwrap();
+    let futures = Arc::new(AtomicUsize::new(0));
+    let outputs = Arc::new(AtomicUsize::new(0));
+    let task = |fail: bool| {
+        let in_future = CountDrops(futures.clone());
+        let output = CountDrops(outputs.clone());
+        async move {
+            let _in_future = in_future;
+            yield_now().await;
+            if fail {
+                panic!("fails");
+            }
+            output
+        }
+    };
+    let counts = || {
+        (
+            futures.load(Ordering::SeqCst),
+            outputs.load(Ordering::SeqCst),
+        )
+    };
+
+    // 1. The handle takes the output, then is dropped.
+    let mut h = rt.spawn(task(false));
+    rt.run_worker_until_idle(0);
+    let out = futures::executor::block_on(&mut h).unwrap();
+    assert_eq!(counts(), (1, 0));
+    drop(h);
+    assert_eq!(counts(), (1, 0));
+    drop(out);
+    assert_eq!(counts(), (1, 1));
+
+    // 2. The handle is dropped after completion, output never taken.
+    let h = rt.spawn(task(false));
+    rt.run_worker_until_idle(0);
+    assert!(h.is_finished());
+    assert_eq!(counts(), (2, 1));
+    drop(h);
+    assert_eq!(counts(), (2, 2));
+
+    // 3. The handle is dropped before completion: the runner drops it.
+    drop(rt.spawn(task(false)));
+    rt.run_worker_until_idle(0);
+    assert_eq!(counts(), (3, 3));
+
+    // 4. Aborted before its first poll: the future (which owns the output
+    // value) is dropped, no output is stored.
+    let h = rt.spawn(task(false));
+    h.abort();
+    rt.run_worker_until_idle(0);
+    assert!(futures::executor::block_on(h).unwrap_err().is_cancelled());
+    assert_eq!(counts(), (4, 4));
+
+    // 5. Aborted while waiting (after a poll).
+    let (tx, rx) = oneshot::channel::<()>();
+    let in_future = CountDrops(futures.clone());
+    let h = rt.spawn(async move {
+        let _in_future = in_future;
+        rx.await.unwrap();
+    });
+    rt.run_worker_until_idle(0);
+    h.abort();
+    rt.run_worker_until_idle(0);
+    assert!(futures::executor::block_on(h).unwrap_err().is_cancelled());
+    assert_eq!(counts(), (5, 4));
+    drop(tx);
+
+    // 6. The future panics: the JoinError is the output.
+    let h = rt.spawn(task(true));
+    rt.run_worker_until_idle(0);
+    assert!(futures::executor::block_on(h).unwrap_err().is_panic());
+    assert_eq!(counts(), (6, 5));
+
+    // 7. Cancelled at shutdown, never polled, handle kept past it.
+    let h = rt.spawn(task(false));
+    drop(rt);
+    assert_eq!(counts(), (7, 6));
+    assert!(futures::executor::block_on(h).unwrap_err().is_cancelled());
+    assert_eq!(counts(), (7, 6));
+}
+
+#[test]
+fn polling_the_handle_after_it_returned_panics_and_drops_nothing_twice() {
+    let rt = rt(1);
+    let outputs = Arc::new(AtomicUsize::new(0));
+    let o = outputs.clone();
+    let mut h = rt.spawn(async move { CountDrops(o) });
+    let out = rt.block_on(&mut h).unwrap();
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        futures::executor::block_on(&mut h)
+    }));
+    let msg = again.expect_err("a second poll must panic");
+    let msg = msg.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("after it returned its output"), "{msg}");
+    drop(h);
+    assert_eq!(outputs.load(Ordering::SeqCst), 0);
+    drop(out);
+    assert_eq!(outputs.load(Ordering::SeqCst), 1);
 }
 
 #[test]

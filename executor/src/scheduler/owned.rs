@@ -5,6 +5,8 @@
 //! shards (each behind its own mutex, on its own cache line) chosen by the
 //! task's address, so spawning and completing on different workers rarely
 //! contend. The list holds one task reference from `insert` to `remove`.
+//! Whether a task is linked is read from its links alone: an unlinked task's
+//! are `Pointers::UNLINKED` (a marker in `prev`; see `task/raw.rs`).
 //! Once `close` has run, `insert` refuses new tasks (the spawner cancels
 //! them at once).
 
@@ -14,6 +16,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::sync::Mutex;
 use crate::task::Header;
+use crate::task::raw::Pointers;
 
 struct Shard {
     head: Option<NonNull<Header>>,
@@ -58,13 +61,13 @@ impl OwnedTasks {
             return false;
         }
         // SAFETY: the shard lock guards the links of every task in it, and
-        // `task` is not linked yet (fresh).
+        // `task` is not linked yet (fresh), so no other lock guards its own.
         unsafe {
             task.as_ref().owned.with_mut(|p| {
+                debug_assert!(!(*p).is_linked());
                 (*p).prev = None;
                 (*p).next = shard.head;
             });
-            task.as_ref().linked.with_mut(|l| *l = true);
             if let Some(head) = shard.head {
                 head.as_ref().owned.with_mut(|p| (*p).prev = Some(task));
             }
@@ -109,17 +112,17 @@ impl OwnedTasks {
 unsafe fn unlink(shard: &mut Shard, task: NonNull<Header>) -> bool {
     // SAFETY: the caller holds the shard lock, which guards these links.
     unsafe {
-        let was_linked = task
-            .as_ref()
-            .linked
-            .with_mut(|l| std::mem::replace(&mut *l, false));
-        if !was_linked {
+        let links = task.as_ref().owned.with_mut(|p| {
+            if !(*p).is_linked() {
+                return None;
+            }
+            let links = ((*p).prev, (*p).next);
+            *p = Pointers::UNLINKED;
+            Some(links)
+        });
+        let Some((prev, next)) = links else {
             return false;
-        }
-        let (prev, next) = task
-            .as_ref()
-            .owned
-            .with_mut(|p| ((*p).prev.take(), (*p).next.take()));
+        };
         match prev {
             Some(prev) => prev.as_ref().owned.with_mut(|p| (*p).next = next),
             None => shard.head = next,

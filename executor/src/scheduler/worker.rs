@@ -14,7 +14,7 @@ use crate::scheduler::Shared;
 use crate::scheduler::queue::Local;
 use crate::sync::{Ordering, fence};
 use crate::task::Notified;
-use crate::task::raw::NO_WORKER;
+use crate::task::state::{NO_WORKER, worker_id};
 
 /// Every this many ticks the injector is checked first (fairness).
 const GLOBAL_QUEUE_INTERVAL: u32 = 31;
@@ -194,13 +194,15 @@ impl Worker {
             self.shared.notify_parked();
         }
         let stats = &self.shared.remotes[self.index].stats;
-        let me = self.index as u32;
-        let prev = task.header().take_last_worker(me);
+        bump(&stats.polls);
+        // Claiming RUNNING records us as the task's last worker and tells us
+        // the one before (indices from `MAX_WORKER_ID` on share one id, so
+        // migrations among those are not counted).
+        let me = worker_id(self.index);
+        let prev = coop::with_budget(|| task.run(me));
         if prev != me && prev != NO_WORKER {
             bump(&stats.migrations);
         }
-        bump(&stats.polls);
-        coop::with_budget(|| task.run());
     }
 
     /// Moves tasks whose context was busy back into the queue.

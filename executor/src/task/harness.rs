@@ -8,7 +8,7 @@ use std::task::{Context as TaskCx, Poll, Waker};
 use std::time::Instant;
 
 use crate::task::JoinError;
-use crate::task::raw::{Cell, Header, Notified, Stage, TaskContext};
+use crate::task::raw::{Cell, Header, Notified, TaskContext};
 use crate::task::state::{Snapshot, ToIdle, ToRunning};
 use crate::task::waker::waker_ref;
 
@@ -42,15 +42,18 @@ where
         &self.cell().header
     }
 
-    /// Runs a `Notified` (its reference is ours).
-    fn poll(self) {
-        match self.header().state.transition_to_running() {
+    /// Runs a `Notified` (its reference is ours) on worker `worker`;
+    /// returns the task's last worker before.
+    fn poll(self, worker: u16) -> u16 {
+        let (action, last_worker) = self.header().state.transition_to_running(worker);
+        match action {
             ToRunning::Success => self.poll_inner(),
             ToRunning::Cancelled => self.cancel(),
             ToRunning::Failed => {}
             // SAFETY: the last reference is gone.
             ToRunning::Dealloc => unsafe { dealloc::<F, C>(self.ptr()) },
         }
+        last_worker
     }
 
     /// We hold RUNNING (and the reference the Notified had).
@@ -62,20 +65,25 @@ where
             // dropped (it borrows our reference).
             let waker = unsafe { waker_ref(ptr) };
             let mut cx = TaskCx::from_waker(&waker);
-            // SAFETY: we hold RUNNING and the future is still there.
+            // SAFETY: we hold RUNNING and the future is live: it is dropped
+            // only on the way to `complete`.
             let polled =
                 panic::catch_unwind(AssertUnwindSafe(|| unsafe { cell.poll_future(&mut cx) }));
             match polled {
                 Ok(Poll::Pending) => None,
                 Ok(Poll::Ready(output)) => {
                     // Drop the future inside the task's context (S6).
-                    match drop_future(cell) {
+                    // SAFETY: we hold RUNNING; the future is live (it just
+                    // returned) and is not touched again.
+                    match unsafe { drop_future(cell) } {
                         Ok(()) => Some(Ok(output)),
                         Err(panic) => Some(Err(JoinError::panic(panic))),
                     }
                 }
                 Err(panic) => {
-                    let _ = drop_future(cell);
+                    // SAFETY: we hold RUNNING; a panicking poll leaves the
+                    // future live, and it is not touched again.
+                    let _ = unsafe { drop_future(cell) };
                     Some(Err(JoinError::panic(panic)))
                 }
             }
@@ -109,7 +117,10 @@ where
     /// We hold RUNNING (and a reference); the task was aborted or shut down.
     fn cancel(self) {
         let cell = self.cell();
-        match cell.context.try_run(|| drop_future(cell)) {
+        // SAFETY: we hold RUNNING and the task is not COMPLETE, so the
+        // future is live (it is dropped only on the way to `complete`); if
+        // the context is busy the closure does not run.
+        match cell.context.try_run(|| unsafe { drop_future(cell) }) {
             Err(_) => self.defer(),
             Ok(Ok(())) => self.complete(Err(JoinError::cancelled())),
             Ok(Err(panic)) => self.complete(Err(JoinError::panic(panic))),
@@ -119,20 +130,21 @@ where
     /// Stores the output, publishes COMPLETE, hands the output to the
     /// `JoinHandle` or drops it, and releases the runner's reference (and
     /// the owned list's, if we are the ones removing it).
+    ///
+    /// The caller holds RUNNING and has dropped the future.
     fn complete(self, output: Result<F::Output, JoinError>) {
         let cell = self.cell();
         let header = self.header();
-        // SAFETY: we hold RUNNING and the task is not COMPLETE: the stage is
-        // ours.
-        unsafe { cell.set_stage(Stage::Finished(output)) };
+        // SAFETY: we hold RUNNING, the task is not COMPLETE and the future
+        // was dropped: the stage is ours and its slot is empty.
+        unsafe { cell.store_output(output) };
         header.scheduler.count_completed();
         let snapshot = header.state.transition_to_complete();
         if !snapshot.is_join_interested() {
             // Nobody will read the output: it is ours to drop.
-            // SAFETY: without JOIN_INTEREST nobody else touches the stage.
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-                cell.set_stage(Stage::Consumed)
-            }));
+            // SAFETY: without JOIN_INTEREST nobody else touches the stage,
+            // and the output we just stored is live.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe { cell.drop_output() }));
         } else if snapshot.is_join_waker_set() {
             // SAFETY: JOIN_WAKER and COMPLETE: we may read the waker.
             unsafe { header.wake_join() };
@@ -153,27 +165,30 @@ where
     }
 }
 
-/// Drops the future in place (called inside the task's context).
-fn drop_future<F, C>(cell: &Cell<F, C>) -> Result<(), Box<dyn std::any::Any + Send>>
+/// Drops the future in place (called inside the task's context). The
+/// future is gone afterwards even if its destructor panicked (the panic is
+/// returned); every caller goes on to `complete`.
+///
+/// # Safety
+/// The caller holds RUNNING and the future is live.
+unsafe fn drop_future<F, C>(cell: &Cell<F, C>) -> Result<(), Box<dyn std::any::Any + Send>>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
 {
-    // SAFETY: the caller holds RUNNING.
-    panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-        cell.set_stage(Stage::Consumed)
-    }))
+    // SAFETY: RUNNING and a live future are the caller's contract.
+    panic::catch_unwind(AssertUnwindSafe(|| unsafe { cell.drop_future() }))
 }
 
-pub(super) unsafe fn poll<F, C>(ptr: NonNull<Header>)
+pub(super) unsafe fn poll<F, C>(ptr: NonNull<Header>, worker: u16) -> u16
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
 {
     // SAFETY: the vtable belongs to a `Cell<F, C>`.
-    unsafe { Harness::<F, C>::from_raw(ptr) }.poll()
+    unsafe { Harness::<F, C>::from_raw(ptr) }.poll(worker)
 }
 
 pub(super) unsafe fn dealloc<F, C>(ptr: NonNull<Header>)
@@ -184,7 +199,22 @@ where
 {
     // SAFETY: the reference count is zero; the allocation came from
     // `Cell::allocate`'s `Box`.
-    drop(unsafe { Box::from_raw(ptr.cast::<Cell<F, C>>().as_ptr()) });
+    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, C>>().as_ptr()) };
+    // The stage is a union, which drops nothing: drop its live member here.
+    // A COMPLETE task's slot is empty (whoever owned the output took or
+    // dropped it before giving up its reference). One that is not COMPLETE
+    // still holds its future: the runtime was shut down while a worker was
+    // running the task (`shutdown_timeout`, or a runtime dropped by its own
+    // task), and the runner's reference went with a `Notified` that the
+    // closed queues dropped.
+    if !cell.header.state.load().is_complete() {
+        // SAFETY: the last reference is ours, so nobody holds RUNNING, and
+        // the future of a task that is not COMPLETE is live. If its
+        // destructor panics, `cell` is still freed while unwinding, without
+        // touching the slot again.
+        unsafe { cell.drop_future() };
+    }
+    drop(cell);
 }
 
 pub(super) unsafe fn try_read_output<F, C>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker)
@@ -196,8 +226,16 @@ where
     // SAFETY: the JoinHandle's reference keeps the cell alive.
     let harness = unsafe { Harness::<F, C>::from_raw(ptr) };
     if can_read_output(harness.header(), waker) {
-        // SAFETY: `dst` is the JoinHandle's `Poll<Result<F::Output, _>>`; we
-        // saw COMPLETE with JOIN_INTEREST, so the output is ours.
+        // We saw COMPLETE with JOIN_INTEREST: the output is ours, unless an
+        // earlier poll took it already.
+        let prev = harness.header().state.transition_to_consumed();
+        assert!(
+            !prev.is_consumed(),
+            "baton: JoinHandle polled after it returned its output"
+        );
+        // SAFETY: `dst` is the JoinHandle's `Poll<Result<F::Output, _>>`;
+        // the output is ours and still in the slot (CONSUMED was not set),
+        // and setting CONSUMED means nothing reads or drops it again.
         unsafe {
             let dst = &mut *(dst as *mut Poll<Result<F::Output, JoinError>>);
             *dst = Poll::Ready(harness.cell().take_output());
@@ -261,10 +299,9 @@ where
     let harness = unsafe { Harness::<F, C>::from_raw(ptr) };
     let dropped = harness.header().state.transition_to_join_handle_dropped();
     if dropped.drop_output {
-        // SAFETY: COMPLETE with our JOIN_INTEREST: the output is ours.
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-            harness.cell().set_stage(Stage::Consumed)
-        }));
+        // SAFETY: COMPLETE with our JOIN_INTEREST and not CONSUMED: the
+        // output is ours and still in the slot.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe { harness.cell().drop_output() }));
     }
     if dropped.drop_waker {
         // SAFETY: JOIN_WAKER is unset: the waker is ours.
@@ -292,12 +329,17 @@ where
     let cell = harness.cell();
     let mut backoff = std::time::Duration::from_micros(20);
     loop {
+        // We hold RUNNING and the task was idle, so its future is live; it
+        // is dropped at most once, as a drop leads straight to `complete`
+        // (and a busy context runs no closure).
         let result = if cell.context.is_current() {
             // The shutting-down thread is itself inside the task's shared
             // context: dropping here is dropping inside it.
-            Ok(drop_future(cell))
+            // SAFETY: RUNNING and a live future, as above.
+            Ok(unsafe { drop_future(cell) })
         } else {
-            cell.context.try_run(|| drop_future(cell))
+            // SAFETY: RUNNING and a live future, as above.
+            cell.context.try_run(|| unsafe { drop_future(cell) })
         };
         match result {
             Ok(Ok(())) => return harness.complete(Err(JoinError::cancelled())),
@@ -312,5 +354,65 @@ where
                 backoff = (backoff * 2).min(std::time::Duration::from_millis(1));
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use baton_context::ContextCell;
+
+    use crate::scheduler::Shared;
+    use crate::task::JoinHandle;
+    use crate::task::raw::{Cell, Notified};
+    use crate::task::state::ToRunning;
+
+    struct CountDrops(Arc<AtomicUsize>);
+    impl Drop for CountDrops {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The runtime shut down while a worker was running the task: shutdown
+    /// found it RUNNING (and dropped the owned list's reference), then the
+    /// runner could not enter the task's context to drop the future and its
+    /// re-queued `Notified` was dropped by the closed queues. The last
+    /// reference (the handle's) frees a task that is not COMPLETE: `dealloc`
+    /// must drop the future, once.
+    #[test]
+    fn dealloc_drops_the_future_of_a_task_that_never_completed() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let guard = CountDrops(drops.clone());
+        let shared = Shared::new(1, "baton-test-timer".into());
+        let ptr = Cell::allocate(
+            async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            },
+            ContextCell::new(),
+            shared,
+        );
+        // SAFETY: a new task's three references: the handle's, the owned
+        // list's (used by `shutdown` below) and the Notified's (taken over
+        // by the simulated runner).
+        let handle = unsafe { JoinHandle::<()>::from_raw(ptr) };
+        // SAFETY: the task is alive (we hold references).
+        let header = unsafe { ptr.as_ref() };
+        assert_eq!(header.state.transition_to_running(0).0, ToRunning::Success);
+        // SAFETY: we give shutdown the owned list's reference.
+        unsafe { (header.vtable.shutdown)(ptr, None) };
+        assert!(header.state.load().is_cancelled() && header.state.load().is_running());
+        // The runner gives RUNNING up (context busy) and its Notified is
+        // dropped by the closed queue.
+        header.state.transition_running_to_notified();
+        // SAFETY: the runner's reference becomes the Notified's.
+        drop(unsafe { Notified::from_raw(ptr) });
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        assert_eq!(header.state.load().ref_count(), 1);
+        drop(handle);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }

@@ -6,15 +6,19 @@
 //! A task is one `Box<Cell<F, C>>` (`raw.rs`):
 //!
 //! ```text
-//! Header   state word · vtable · owned-list links and flag · last worker ·
-//!          runtime (Arc) · join waker                       (64 bytes)
+//! Header   state word (flags · refcount · last worker) · vtable ·
+//!          owned-list links · runtime (Arc) · join waker   (56 bytes)
 //! context  ContextCell (spawn: a copy of the spawner's context, inline,
 //!          no allocation) or Context (spawn_with_context: a shared handle)
-//! stage    Running(future) | Finished(output) | Consumed
+//! stage    union { future, output }: no discriminant, the state word says
+//!          which member is live (see "The stage slot" below)
 //! ```
 //!
-//! With a 64-byte future the whole task is 184 bytes (a unit test checks
-//! it); async-executor's is about 230 and tokio's about 500.
+//! So a task is the 56-byte header, its context, and the larger of its
+//! future and its `Result<Output, JoinError>`: with a 64-byte future and a
+//! small output, 56 + `size_of::<ContextCell>()` + 64 bytes (a unit test in
+//! `raw.rs` checks this and prints the total). async-executor's task is
+//! about 230 bytes and tokio's about 500.
 //!
 //! Everything else refers to the task through a `NonNull<Header>` that owns
 //! one *reference*: a `Notified` (in a run queue), a `Waker`, the
@@ -25,8 +29,9 @@
 //! ```text
 //! RUNNING        someone has claimed the task: it is polling the future or
 //!                dropping it. Exclusive.
-//! COMPLETE       the future is gone and the output (or JoinError) is stored.
-//!                Never unset.
+//! COMPLETE       the future is gone and the output (or JoinError) was stored
+//!                in its place (its owner may have taken or dropped it
+//!                since: see "The stage slot"). Never unset.
 //! NOTIFIED       the task is due. When it is set while the task is idle,
 //!                whoever set it made a `Notified` and pushed it to a queue;
 //!                when it is set while RUNNING, the runner re-queues the task
@@ -36,22 +41,32 @@
 //! JOIN_INTEREST  the JoinHandle exists. Cleared when it is dropped.
 //! JOIN_WAKER     the join-waker field holds the JoinHandle's waker and is
 //!                the runtime's to read (see below).
-//! refcount       bits 6.. : number of references.
+//! CONSUMED       the JoinHandle has taken the output out of the stage slot.
+//!                Set by the handle alone (after COMPLETE); never unset.
+//! refcount       bits 7..48: number of references.
+//! last worker    bits 48..64: the worker that last claimed RUNNING through
+//!                `transition_to_running` (`NO_WORKER` = u16::MAX before).
 //! ```
 //!
-//! A new task starts with `NOTIFIED | JOIN_INTEREST` and three references:
-//! the JoinHandle, the owned list and the `Notified` that the spawn pushes.
+//! The word is a `u64` on every target. A new task starts with
+//! `NOTIFIED | JOIN_INTEREST`, no last worker and three references: the
+//! JoinHandle, the owned list and the `Notified` that the spawn pushes. The
+//! count cannot carry into the worker bits: making a reference panics once
+//! the count reaches 2^40, half its field (`REF_COUNT_LIMIT` in `state.rs`).
 //!
 //! # Who may touch which field, and when
 //!
-//! * **The future** (`stage` while `Running`) is touched only by the holder of
+//! * **The future** (the stage slot's `running` member, live until it is
+//!   dropped on the way to COMPLETE) is touched only by the holder of
 //!   RUNNING: the worker that turned a `Notified` into RUNNING
 //!   (`transition_to_running`: NOTIFIED -> RUNNING, refused if RUNNING or
 //!   COMPLETE — then the `Notified`'s reference is just dropped), or the
 //!   runtime shutting down (`transition_to_shutdown` claims RUNNING only if
 //!   the task is idle). The holder polls the future inside the task's
 //!   context (`ContextCell::try_run`: one CAS in, one atomic `and` out), with
-//!   `catch_unwind`, and drops it inside the context too.
+//!   `catch_unwind`, and drops it inside the context too; once dropped
+//!   (even by a panicking destructor) it is never touched again, and the
+//!   holder goes straight on to store the output and set COMPLETE.
 //! * **After a `Pending` poll** the runner calls `transition_to_idle`: if
 //!   CANCELLED was set meanwhile it keeps RUNNING and cancels; if NOTIFIED was
 //!   set meanwhile (a wake during the poll) its reference becomes a new
@@ -64,12 +79,31 @@
 //!   scheduler's deferred list, retried later with a back-off (never a hot
 //!   spin). Cancelling is deferred the same way, so the future is still
 //!   dropped inside its context.
-//! * **The output** (`stage` once `Finished`): the runner stores it before
-//!   setting COMPLETE (`transition_to_complete`, AcqRel). From then on it
-//!   belongs to the JoinHandle if JOIN_INTEREST was set at that moment, else
-//!   to the runner, which drops it at once. A handle dropped *after*
-//!   COMPLETE drops the output itself (`transition_to_join_handle_dropped`
-//!   tells it). So the output is dropped exactly once, by whoever owns it.
+//! * **The output** (the stage slot's `finished` member): the runner writes
+//!   it into the slot the future left, before setting COMPLETE
+//!   (`transition_to_complete`, AcqRel). From then on it belongs to the
+//!   JoinHandle if JOIN_INTEREST was set at that moment, else to the runner,
+//!   which drops it at once. The handle takes it out when polled
+//!   (`transition_to_consumed` sets CONSUMED first; a poll that finds
+//!   CONSUMED already set panics rather than read the slot again). A handle
+//!   dropped *after* COMPLETE drops the output itself unless CONSUMED
+//!   (`transition_to_join_handle_dropped` tells it). So the output is moved
+//!   out or dropped exactly once, by whoever owns it, and always before its
+//!   owner gives up its reference.
+//! * **The stage slot** is a union with no discriminant, so which member is
+//!   live follows from the state word: while no one holds RUNNING, the
+//!   future is live iff the task is not COMPLETE, and the output is live
+//!   iff COMPLETE, JOIN_INTEREST and not CONSUMED (in between, only the
+//!   RUNNING holder, or the output's owner while it drops it, knows). The
+//!   union drops nothing itself. `dealloc` (refcount zero, so JOIN_INTEREST
+//!   is clear and nobody holds RUNNING) drops the future if the task is not
+//!   COMPLETE, and otherwise finds the slot empty. A task is freed before
+//!   COMPLETE only when the runtime shut down under a running task
+//!   (`shutdown_timeout`, or a runtime dropped by its own task): shutdown
+//!   found it RUNNING and dropped the owned list's reference, then the
+//!   runner could not enter the task's shared context to drop the future,
+//!   and the closed deferred list dropped its `Notified`. That future is
+//!   dropped by `dealloc`, outside its context.
 //! * **The join waker** follows the JOIN_WAKER bit. Unset (and not COMPLETE):
 //!   only the JoinHandle may touch the field; it writes its waker there and
 //!   then sets the bit with a CAS that fails if the task completed meanwhile
@@ -87,9 +121,18 @@
 //! * **The owned list** (`scheduler/owned.rs`) holds one reference from spawn
 //!   until the task completes; the completer unlinks it (under the shard
 //!   lock) and drops both its own and the list's reference. At shutdown the
-//!   runtime unlinks every remaining task and cancels it.
-//! * **`last_worker`** is read and written only by the RUNNING holder (the
-//!   migration metric).
+//!   runtime unlinks every remaining task and cancels it. The links are
+//!   touched only under the shard lock, and they also say whether the task
+//!   is linked: an unlinked task's are `Pointers::UNLINKED` (`prev` holds a
+//!   dangling marker address no task can have).
+//! * **The last worker** (top 16 bits of the state word) is written only by
+//!   the CAS of `transition_to_running` that claims RUNNING, which also
+//!   returns the previous value for the migration metric (`Notified::run`
+//!   hands it to the worker); every other transition leaves it alone. Worker
+//!   indices from 65534 on are stored as 65534, so moves among those workers
+//!   are not counted as migrations (the metric is approximate beyond 65534
+//!   workers). Claims by shutdown (`transition_to_shutdown`) do not record
+//!   a worker.
 //! * **Freeing**: whoever drops the last reference frees the allocation
 //!   (`dealloc`), after which nothing may touch it. Every RUNNING holder owns
 //!   a reference, so a task is never freed under its runner.

@@ -2,6 +2,7 @@
 //! context and its future-or-output, all in one `Box`.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -10,30 +11,23 @@ use std::task::{Context as TaskCx, Poll, Waker};
 use baton_context::{Context, ContextCell, ContextError};
 
 use crate::scheduler::Shared;
-use crate::sync::{AtomicU32, Ordering, UnsafeCell};
+use crate::sync::UnsafeCell;
 use crate::task::JoinError;
 use crate::task::state::State;
-
-/// `last_worker` before the first poll.
-pub(crate) const NO_WORKER: u32 = u32::MAX;
 
 /// The type-erased head of every task allocation. `repr(C)` and first in
 /// [`Cell`], so a `NonNull<Header>` is also a pointer to the whole cell.
 #[repr(C)]
 pub(crate) struct Header {
-    /// The state word: flags and reference count (see `task/mod.rs`).
+    /// The state word: flags, reference count and last worker (see
+    /// `task/mod.rs`).
     pub(crate) state: State,
     /// The functions that know the concrete future and context types.
     pub(crate) vtable: &'static Vtable,
-    /// Links of the owned-tasks list; touched only under that list's shard
+    /// Links of the owned-tasks list, which also tell whether the task is in
+    /// it ([`Pointers::UNLINKED`]); touched only under that list's shard
     /// lock.
     pub(crate) owned: UnsafeCell<Pointers>,
-    /// Index of the worker that polled the task last (for the migration
-    /// metric); read and written only by the holder of RUNNING.
-    pub(crate) last_worker: AtomicU32,
-    /// Whether the task is in the owned-tasks list; under that list's shard
-    /// lock (kept out of `Pointers` so it packs beside `last_worker`).
-    pub(crate) linked: UnsafeCell<bool>,
     /// The runtime the task belongs to: wakers schedule it there.
     pub(crate) scheduler: Arc<Shared>,
     /// The `JoinHandle`'s waker; see the JOIN_WAKER rules in `task/mod.rs`.
@@ -41,15 +35,37 @@ pub(crate) struct Header {
 }
 
 /// Links of the intrusive owned-tasks list.
+///
+/// A linked task has `prev == None` (the shard's head) or `Some(task)`; a
+/// task in no list has `prev == Some(UNLINKED_MARK)`, an address no task
+/// can have (well-aligned and dangling), and `next == None`. So there is no
+/// separate "linked" flag.
 pub(crate) struct Pointers {
     pub(crate) prev: Option<NonNull<Header>>,
     pub(crate) next: Option<NonNull<Header>>,
 }
 
+/// See [`Pointers`]: never dereferenced, only compared.
+const UNLINKED_MARK: NonNull<Header> = NonNull::dangling();
+
+impl Pointers {
+    /// The links of a task that is in no list.
+    pub(crate) const UNLINKED: Pointers = Pointers {
+        prev: Some(UNLINKED_MARK),
+        next: None,
+    };
+
+    pub(crate) fn is_linked(&self) -> bool {
+        self.prev != Some(UNLINKED_MARK)
+    }
+}
+
 /// Functions of one concrete task type.
 pub(crate) struct Vtable {
-    /// Runs a `Notified` (consumes its reference).
-    pub(crate) poll: unsafe fn(NonNull<Header>),
+    /// Runs a `Notified` (consumes its reference) on the given worker (a
+    /// `state::worker_id`); returns the task's last worker before (see
+    /// `State::transition_to_running`).
+    pub(crate) poll: unsafe fn(NonNull<Header>, u16) -> u16,
     /// Frees the allocation (the reference count is zero).
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
     /// `JoinHandle::poll`: writes `Poll<Result<T, JoinError>>` to the
@@ -65,7 +81,7 @@ pub(crate) struct Vtable {
 
 /// Where a task runs: its own embedded copy of the spawner's context
 /// (`spawn`), or a shared `Context` (`spawn_with_context`).
-pub(crate) trait TaskContext: Send + Sync + 'static {
+pub(crate) trait TaskContext: Send + 'static {
     fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError>;
     fn is_current(&self) -> bool;
 }
@@ -90,11 +106,13 @@ impl TaskContext for Context {
     }
 }
 
-/// The future, then its output, then nothing.
-pub(crate) enum Stage<F: Future> {
-    Running(F),
-    Finished(Result<F::Output, JoinError>),
-    Consumed,
+/// The future, then its output, in the same bytes: no discriminant. Which
+/// member is live (if any) is told by the state word and the protocol in
+/// `task/mod.rs` ("The stage slot"); a union never drops its members, so
+/// every path drops the live one itself.
+pub(crate) union Stage<F: Future> {
+    running: ManuallyDrop<F>,
+    finished: ManuallyDrop<Result<F::Output, JoinError>>,
 }
 
 /// The whole task allocation.
@@ -119,17 +137,14 @@ where
             header: Header {
                 state: State::new(),
                 vtable: vtable::<F, C>(),
-                owned: UnsafeCell::new(Pointers {
-                    prev: None,
-                    next: None,
-                }),
-                last_worker: AtomicU32::new(NO_WORKER),
-                linked: UnsafeCell::new(false),
+                owned: UnsafeCell::new(Pointers::UNLINKED),
                 scheduler,
                 join_waker: UnsafeCell::new(None),
             },
             context,
-            stage: UnsafeCell::new(Stage::Running(future)),
+            stage: UnsafeCell::new(Stage {
+                running: ManuallyDrop::new(future),
+            }),
         });
         // `Header` is the first field of a `repr(C)` struct.
         NonNull::from(Box::leak(cell)).cast()
@@ -138,40 +153,63 @@ where
     /// Polls the future.
     ///
     /// # Safety
-    /// The caller holds RUNNING and the stage is `Running`.
+    /// The caller holds RUNNING and the future is live (not yet dropped).
     pub(crate) unsafe fn poll_future(&self, cx: &mut TaskCx<'_>) -> Poll<F::Output> {
         self.stage.with_mut(|stage| {
-            // SAFETY: RUNNING gives exclusive access to the stage; the cell
-            // is heap-allocated and never moves, so the future is pinned.
-            match unsafe { &mut *stage } {
-                Stage::Running(fut) => unsafe { Pin::new_unchecked(fut) }.poll(cx),
-                _ => unreachable!("baton: task polled after its future was dropped"),
-            }
+            // SAFETY: RUNNING gives exclusive access to the stage and the
+            // future is its live member (the caller's contract); the cell is
+            // heap-allocated and never moves, and the future is dropped in
+            // place, so it is pinned.
+            unsafe { Pin::new_unchecked(&mut *(*stage).running) }.poll(cx)
         })
     }
 
-    /// Replaces the stage, dropping the old one (the future or the output).
+    /// Drops the future in place. The slot is empty afterwards, even if the
+    /// future's destructor panics (the panic propagates).
     ///
     /// # Safety
-    /// The caller has exclusive access to the stage.
-    pub(crate) unsafe fn set_stage(&self, new: Stage<F>) {
-        // SAFETY: exclusive access is the caller's contract.
-        self.stage.with_mut(|stage| unsafe { *stage = new });
+    /// The caller has exclusive access to the stage and the future is live;
+    /// it is not touched again.
+    pub(crate) unsafe fn drop_future(&self) {
+        // SAFETY: exclusive access and a live future are the caller's
+        // contract.
+        self.stage
+            .with_mut(|stage| unsafe { ManuallyDrop::drop(&mut (*stage).running) });
     }
 
-    /// Takes the output out.
+    /// Stores the output in the (empty) slot.
     ///
     /// # Safety
-    /// The caller owns the output (it saw COMPLETE with JOIN_INTEREST).
+    /// The caller holds RUNNING, the future has been dropped, and the task is
+    /// not COMPLETE yet.
+    pub(crate) unsafe fn store_output(&self, output: Result<F::Output, JoinError>) {
+        // SAFETY: exclusive access is the caller's contract; the slot holds
+        // nothing live, so nothing is overwritten without being dropped.
+        self.stage.with_mut(|stage| unsafe {
+            std::ptr::write(&raw mut (*stage).finished, ManuallyDrop::new(output))
+        });
+    }
+
+    /// Moves the output out; the slot is empty afterwards.
+    ///
+    /// # Safety
+    /// The caller owns the output and it is still there (the `JoinHandle`,
+    /// which saw COMPLETE with JOIN_INTEREST and set CONSUMED first).
     pub(crate) unsafe fn take_output(&self) -> Result<F::Output, JoinError> {
-        // SAFETY: the caller owns the stage now.
-        let stage = self
-            .stage
-            .with_mut(|stage| unsafe { std::mem::replace(&mut *stage, Stage::Consumed) });
-        match stage {
-            Stage::Finished(output) => output,
-            _ => panic!("baton: JoinHandle polled after it returned its output"),
-        }
+        // SAFETY: the caller owns the output, which is the live member.
+        self.stage
+            .with_mut(|stage| unsafe { ManuallyDrop::take(&mut (*stage).finished) })
+    }
+
+    /// Drops the output in place; the slot is empty afterwards, even if a
+    /// destructor panics.
+    ///
+    /// # Safety
+    /// The caller owns the output and it is still there.
+    pub(crate) unsafe fn drop_output(&self) {
+        // SAFETY: the caller owns the output, which is the live member.
+        self.stage
+            .with_mut(|stage| unsafe { ManuallyDrop::drop(&mut (*stage).finished) });
     }
 }
 
@@ -213,14 +251,6 @@ impl Header {
                 .is_some_and(|w| w.will_wake(waker))
         })
     }
-
-    pub(crate) fn take_last_worker(&self, index: u32) -> u32 {
-        let prev = self.last_worker.load(Ordering::Relaxed);
-        if prev != index {
-            self.last_worker.store(index, Ordering::Relaxed);
-        }
-        prev
-    }
 }
 
 fn vtable<F, C>() -> &'static Vtable
@@ -255,17 +285,15 @@ impl Notified {
         Notified(ptr)
     }
 
-    pub(crate) fn header(&self) -> &Header {
-        // SAFETY: we hold a reference, so the task is alive.
-        unsafe { self.0.as_ref() }
-    }
-
-    /// Runs the task (polls it, or cancels it if aborted).
-    pub(crate) fn run(self) {
+    /// Runs the task (polls it, or cancels it if aborted) on worker
+    /// `worker` (a `state::worker_id`). Returns the worker that claimed the
+    /// task before, for the migration metric: `NO_WORKER` if none did, or if
+    /// the task turned out to be running or complete already.
+    pub(crate) fn run(self, worker: u16) -> u16 {
         let ptr = self.0;
         std::mem::forget(self);
         // SAFETY: our reference is handed to `poll`.
-        unsafe { (ptr.as_ref().vtable.poll)(ptr) }
+        unsafe { (ptr.as_ref().vtable.poll)(ptr, worker) }
     }
 }
 
@@ -302,11 +330,30 @@ mod tests {
     }
 
     #[test]
-    fn one_task_with_a_64_byte_future_fits_in_184_bytes() {
-        let size = std::mem::size_of::<Cell<Fut64, ContextCell>>();
-        println!("task allocation with a 64-byte future: {size} bytes");
-        assert!(size <= 184, "{size}");
-        assert!(std::mem::size_of::<Header>() <= 64);
+    fn one_task_with_a_64_byte_future_is_header_context_and_64_bytes() {
+        use std::mem::size_of;
+        let header = size_of::<Header>();
+        let stage = size_of::<UnsafeCell<Stage<Fut64>>>();
+        let context = size_of::<ContextCell>();
+        let size = size_of::<Cell<Fut64, ContextCell>>();
+        println!(
+            "task allocation with a 64-byte future: {size} bytes \
+             (header {header}, context {context}, stage {stage})"
+        );
+        assert!(header <= 56, "{header}");
+        // No discriminant: the stage costs the future's bytes alone.
+        assert_eq!(stage, size_of::<Fut64>());
+        assert!(size <= 56 + context + 64, "{size}");
         let _ = Fut64([0; 8]).0;
+    }
+
+    #[test]
+    fn unlinked_marker_is_no_task_address() {
+        assert!(!Pointers::UNLINKED.is_linked());
+        let head = Pointers {
+            prev: None,
+            next: None,
+        };
+        assert!(head.is_linked());
     }
 }

@@ -1,28 +1,74 @@
 //! The task's state word; the protocol is written out in `task/mod.rs`.
+//!
+//! One `u64`:
+//!
+//! ```text
+//! bits  0..7    flags (RUNNING ... CONSUMED)
+//! bits  7..48   reference count (41 bits)
+//! bits 48..64   last worker: index of the worker that last claimed RUNNING
+//!               through `transition_to_running`, NO_WORKER before that
+//! ```
 
 use std::fmt;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
-pub(crate) const RUNNING: usize = 0b00_0001;
-pub(crate) const COMPLETE: usize = 0b00_0010;
-pub(crate) const NOTIFIED: usize = 0b00_0100;
-pub(crate) const CANCELLED: usize = 0b00_1000;
-pub(crate) const JOIN_INTEREST: usize = 0b01_0000;
-pub(crate) const JOIN_WAKER: usize = 0b10_0000;
-const REF_SHIFT: u32 = 6;
-const REF_ONE: usize = 1 << REF_SHIFT;
-const FLAGS: usize = REF_ONE - 1;
+pub(crate) const RUNNING: u64 = 0b000_0001;
+pub(crate) const COMPLETE: u64 = 0b000_0010;
+pub(crate) const NOTIFIED: u64 = 0b000_0100;
+pub(crate) const CANCELLED: u64 = 0b000_1000;
+pub(crate) const JOIN_INTEREST: u64 = 0b001_0000;
+pub(crate) const JOIN_WAKER: u64 = 0b010_0000;
+/// The `JoinHandle` has taken the output out of the stage slot (set by the
+/// handle alone, after COMPLETE): a later poll of the handle panics instead
+/// of reading the slot again, and dropping the handle drops nothing.
+pub(crate) const CONSUMED: u64 = 0b100_0000;
+const REF_SHIFT: u32 = 7;
+const REF_ONE: u64 = 1 << REF_SHIFT;
+const FLAGS: u64 = REF_ONE - 1;
+const WORKER_SHIFT: u32 = 48;
+const REF_BITS: u32 = WORKER_SHIFT - REF_SHIFT;
+const REF_MASK: u64 = ((1 << REF_BITS) - 1) << REF_SHIFT;
+const WORKER_MASK: u64 = !(REF_MASK | FLAGS);
+/// Making a reference when the count is already this high panics. The half
+/// of the count's field above it is head-room: the unconditional
+/// `fetch_add` of `State::ref_inc` checks after incrementing, and it would
+/// take 2^40 more increments, each of them panicking, to carry into the
+/// worker bits.
+const REF_COUNT_LIMIT: u64 = 1 << (REF_BITS - 1);
+
+/// The last-worker field before the first poll.
+pub(crate) const NO_WORKER: u16 = u16::MAX;
+/// The highest worker index the last-worker field holds: workers from this
+/// index on all share it (so moves between them are not counted as
+/// migrations).
+pub(crate) const MAX_WORKER_ID: u16 = u16::MAX - 1;
+
+/// Worker `index` as the last-worker field stores it (clamped to
+/// [`MAX_WORKER_ID`]).
+pub(crate) fn worker_id(index: usize) -> u16 {
+    index.min(MAX_WORKER_ID as usize) as u16
+}
+
+// The three fields tile the word, and the count's limit leaves it half its
+// field as head-room.
+const _: () = {
+    assert!(FLAGS & REF_MASK == 0 && REF_MASK & WORKER_MASK == 0);
+    assert!(FLAGS | REF_MASK | WORKER_MASK == u64::MAX);
+    assert!(WORKER_MASK >> WORKER_SHIFT == u16::MAX as u64);
+    assert!(REF_COUNT_LIMIT * 2 - 1 == REF_MASK >> REF_SHIFT);
+};
 
 /// A spawned task starts with three references (its `JoinHandle`, the
 /// owned-tasks list, and the `Notified` in the run queue), NOTIFIED and
-/// JOIN_INTEREST.
-const INITIAL: usize = (3 * REF_ONE) | NOTIFIED | JOIN_INTEREST;
+/// JOIN_INTEREST, and no last worker.
+const INITIAL: u64 =
+    ((NO_WORKER as u64) << WORKER_SHIFT) | (3 * REF_ONE) | NOTIFIED | JOIN_INTEREST;
 
-pub(crate) struct State(AtomicUsize);
+pub(crate) struct State(AtomicU64);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Snapshot(pub(crate) usize);
+pub(crate) struct Snapshot(pub(crate) u64);
 
 impl Snapshot {
     pub(crate) fn is_running(self) -> bool {
@@ -47,18 +93,28 @@ impl Snapshot {
     pub(crate) fn is_join_waker_set(self) -> bool {
         self.0 & JOIN_WAKER != 0
     }
-    pub(crate) fn ref_count(self) -> usize {
-        self.0 >> REF_SHIFT
+    pub(crate) fn is_consumed(self) -> bool {
+        self.0 & CONSUMED != 0
     }
-    fn set(&mut self, bits: usize) {
+    pub(crate) fn ref_count(self) -> u64 {
+        (self.0 & REF_MASK) >> REF_SHIFT
+    }
+    /// The worker that last claimed RUNNING (`NO_WORKER` if none has).
+    pub(crate) fn last_worker(self) -> u16 {
+        (self.0 >> WORKER_SHIFT) as u16
+    }
+    fn set_last_worker(&mut self, worker: u16) {
+        self.0 = (self.0 & !WORKER_MASK) | ((worker as u64) << WORKER_SHIFT);
+    }
+    fn set(&mut self, bits: u64) {
         self.0 |= bits;
     }
-    fn unset(&mut self, bits: usize) {
+    fn unset(&mut self, bits: u64) {
         self.0 &= !bits;
     }
     fn ref_inc(&mut self) {
         assert!(
-            self.0 <= isize::MAX as usize,
+            self.ref_count() < REF_COUNT_LIMIT,
             "baton: task reference count overflow"
         );
         self.0 += REF_ONE;
@@ -78,7 +134,9 @@ impl fmt::Debug for Snapshot {
             .field("cancelled", &self.is_cancelled())
             .field("join_interest", &self.is_join_interested())
             .field("join_waker", &self.is_join_waker_set())
+            .field("consumed", &self.is_consumed())
             .field("refs", &self.ref_count())
+            .field("last_worker", &self.last_worker())
             .field("flags", &(self.0 & FLAGS))
             .finish()
     }
@@ -130,7 +188,7 @@ pub(crate) struct JoinDropped {
 
 impl State {
     pub(crate) fn new() -> State {
-        State(AtomicUsize::new(INITIAL))
+        State(AtomicU64::new(INITIAL))
     }
 
     pub(crate) fn load(&self) -> Snapshot {
@@ -155,8 +213,12 @@ impl State {
         }
     }
 
-    /// The holder of a `Notified` claims the task to poll it.
-    pub(crate) fn transition_to_running(&self) -> ToRunning {
+    /// The holder of a `Notified` claims the task to poll it, on worker
+    /// `worker` (a [`worker_id`], or `NO_WORKER`). On success the same CAS
+    /// records `worker` as the task's last worker; the second value is the
+    /// last worker before (`NO_WORKER` if none, or if RUNNING was not
+    /// claimed).
+    pub(crate) fn transition_to_running(&self, worker: u16) -> (ToRunning, u16) {
         self.update(|mut next| {
             debug_assert!(next.is_notified(), "{next:?}");
             if !next.is_idle() {
@@ -166,8 +228,10 @@ impl State {
                 } else {
                     ToRunning::Failed
                 };
-                return (action, Some(next));
+                return ((action, NO_WORKER), Some(next));
             }
+            let last = next.last_worker();
+            next.set_last_worker(worker);
             next.set(RUNNING);
             next.unset(NOTIFIED);
             let action = if next.is_cancelled() {
@@ -175,7 +239,7 @@ impl State {
             } else {
                 ToRunning::Success
             };
-            (action, Some(next))
+            ((action, last), Some(next))
         })
     }
 
@@ -223,7 +287,7 @@ impl State {
     }
 
     /// Drops `count` references; true if they were the last.
-    pub(crate) fn transition_to_terminal(&self, count: usize) -> bool {
+    pub(crate) fn transition_to_terminal(&self, count: u64) -> bool {
         let prev = Snapshot(self.0.fetch_sub(count * REF_ONE, Ordering::AcqRel));
         assert!(
             prev.ref_count() >= count,
@@ -304,9 +368,11 @@ impl State {
     }
 
     pub(crate) fn ref_inc(&self) {
-        let prev = self.0.fetch_add(REF_ONE, Ordering::Relaxed);
+        let prev = Snapshot(self.0.fetch_add(REF_ONE, Ordering::Relaxed));
+        // Checked after the fact: see `REF_COUNT_LIMIT` for why the count
+        // cannot carry into the worker bits meanwhile.
         assert!(
-            prev <= isize::MAX as usize,
+            prev.ref_count() < REF_COUNT_LIMIT,
             "baton: task reference count overflow"
         );
     }
@@ -350,6 +416,18 @@ impl State {
         Snapshot(prev.0 & !JOIN_WAKER)
     }
 
+    /// The `JoinHandle`, having seen COMPLETE, takes the output out of the
+    /// stage slot. Returns the state before: if it was CONSUMED already the
+    /// output is gone (taken by an earlier poll) and the slot must not be
+    /// read.
+    pub(crate) fn transition_to_consumed(&self) -> Snapshot {
+        // Relaxed: only the JoinHandle reads CONSUMED (its own write, in
+        // program order); the output itself was acquired with COMPLETE.
+        let prev = Snapshot(self.0.fetch_or(CONSUMED, Ordering::Relaxed));
+        debug_assert!(prev.is_complete() && prev.is_join_interested(), "{prev:?}");
+        prev
+    }
+
     /// The `JoinHandle` is dropped.
     pub(crate) fn transition_to_join_handle_dropped(&self) -> JoinDropped {
         self.update(|curr| {
@@ -358,8 +436,8 @@ impl State {
             next.unset(JOIN_INTEREST);
             let mut drop_output = false;
             if next.is_complete() {
-                // The output is ours to drop.
-                drop_output = true;
+                // The output is ours to drop, unless we took it already.
+                drop_output = !next.is_consumed();
             } else {
                 // Take exclusive access to the waker back.
                 next.unset(JOIN_WAKER);
@@ -382,23 +460,27 @@ impl State {
 mod tests {
     use super::*;
 
+    fn run(s: &State) -> ToRunning {
+        s.transition_to_running(0).0
+    }
+
     #[test]
     fn lifecycle() {
         let s = State::new();
         assert_eq!(s.load().ref_count(), 3);
-        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert_eq!(run(&s), ToRunning::Success);
         // A wake while running sets NOTIFIED and schedules nothing.
         assert_eq!(s.transition_to_notified_by_ref(), ToNotified::DoNothing);
         assert_eq!(s.transition_to_idle(), ToIdle::OkNotified);
         assert!(s.load().is_notified() && !s.load().is_running());
-        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert_eq!(run(&s), ToRunning::Success);
         assert_eq!(s.transition_to_idle(), ToIdle::Ok);
         assert_eq!(s.load().ref_count(), 2);
         assert_eq!(s.transition_to_notified_by_ref(), ToNotified::Submit);
         assert_eq!(s.load().ref_count(), 3);
         // abort while queued: no new Notified
         assert!(!s.transition_to_notified_and_cancel());
-        assert_eq!(s.transition_to_running(), ToRunning::Cancelled);
+        assert_eq!(run(&s), ToRunning::Cancelled);
         let prev = s.transition_to_complete();
         assert!(prev.is_running());
         assert!(s.load().is_complete());
@@ -411,7 +493,7 @@ mod tests {
     #[test]
     fn wake_by_val_on_complete_drops_ref() {
         let s = State::new();
-        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert_eq!(run(&s), ToRunning::Success);
         s.transition_to_complete();
         s.ref_inc();
         assert_eq!(s.transition_to_notified_by_val(), ToNotified::DoNothing);
@@ -422,11 +504,82 @@ mod tests {
     #[test]
     fn shutdown_claims_idle_tasks_only() {
         let s = State::new();
-        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert_eq!(run(&s), ToRunning::Success);
         assert!(!s.transition_to_shutdown());
         assert_eq!(s.transition_to_idle(), ToIdle::Cancelled);
         let s = State::new();
         assert!(s.transition_to_shutdown());
         assert!(s.load().is_running() && s.load().is_cancelled());
+    }
+
+    #[test]
+    fn claiming_running_records_the_last_worker() {
+        let s = State::new();
+        assert_eq!(s.load().last_worker(), NO_WORKER);
+        assert_eq!(s.transition_to_running(3), (ToRunning::Success, NO_WORKER));
+        assert_eq!(s.load().last_worker(), 3);
+        assert_eq!(s.transition_to_notified_by_ref(), ToNotified::DoNothing);
+        assert_eq!(s.transition_to_idle(), ToIdle::OkNotified);
+        assert_eq!(s.transition_to_running(7), (ToRunning::Success, 3));
+        assert_eq!(s.load().last_worker(), 7);
+        // Giving RUNNING up (context busy) keeps the field.
+        s.transition_running_to_notified();
+        assert_eq!(s.transition_to_running(7), (ToRunning::Success, 7));
+        assert_eq!(s.transition_to_idle(), ToIdle::Ok);
+        // A refused claim (the task is running) neither reads nor writes it.
+        assert_eq!(s.transition_to_notified_by_ref(), ToNotified::Submit);
+        assert!(s.transition_to_shutdown());
+        assert_eq!(s.transition_to_running(9), (ToRunning::Failed, NO_WORKER));
+        assert_eq!(s.load().last_worker(), 7);
+        // The largest worker id round-trips; larger indices are clamped.
+        assert_eq!(worker_id(5), 5);
+        assert_eq!(worker_id(usize::MAX), MAX_WORKER_ID);
+        let s = State::new();
+        assert_eq!(
+            s.transition_to_running(worker_id(1 << 20)),
+            (ToRunning::Success, NO_WORKER)
+        );
+        assert_eq!(s.load().last_worker(), MAX_WORKER_ID);
+        assert_eq!(s.load().ref_count(), 3);
+    }
+
+    #[test]
+    fn reference_counting_leaves_the_worker_bits_alone() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(MAX_WORKER_ID).0, ToRunning::Success);
+        let before = s.load();
+        for _ in 0..1000 {
+            s.ref_inc();
+        }
+        assert_eq!(s.load().ref_count(), 1003);
+        assert!(!s.transition_to_terminal(1000));
+        let after = s.load();
+        assert_eq!(after, before);
+        assert_eq!(after.last_worker(), MAX_WORKER_ID);
+        // The count's field is full well before it could carry.
+        let mut full = Snapshot(before.0 & !REF_MASK);
+        full.0 |= (REF_COUNT_LIMIT - 1) << REF_SHIFT;
+        full.ref_inc();
+        assert_eq!(full.ref_count(), REF_COUNT_LIMIT);
+        assert_eq!(full.last_worker(), MAX_WORKER_ID);
+        assert_eq!(full.0 & FLAGS, before.0 & FLAGS);
+        let overflow = std::panic::catch_unwind(move || {
+            let mut full = full;
+            full.ref_inc();
+        });
+        assert!(overflow.is_err());
+    }
+
+    #[test]
+    fn the_handle_consumes_the_output_once() {
+        let s = State::new();
+        assert_eq!(run(&s), ToRunning::Success);
+        assert!(s.transition_to_complete().is_join_interested());
+        assert!(!s.transition_to_consumed().is_consumed());
+        assert!(s.transition_to_consumed().is_consumed());
+        // Dropping the handle after it took the output drops nothing.
+        let d = s.transition_to_join_handle_dropped();
+        assert!(!d.drop_output && d.drop_waker);
+        assert!(!s.transition_to_terminal(1));
     }
 }
