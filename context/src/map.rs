@@ -2,43 +2,70 @@
 //!
 //! A hash array mapped trie (HAMT), the structure CPython's `Python/hamt.c`
 //! uses for the same job: keys are variable ids, hashed to 32 bits and
-//! consumed 5 bits per level, so each node has up to 32 slots addressed by a
-//! bitmap and a popcount. Two keys whose 32-bit hashes are equal share a
-//! collision node.
+//! consumed 6 bits per level, so each branch has up to 64 slots. Two keys
+//! whose 32-bit hashes are equal share a collision node.
 //!
-//! * **Small maps are flat:** up to sixteen bindings — the common case: a
-//!   request id, a user, a trace id — live in one node that holds their keys
-//!   in an array, so a lookup is a handful of compares and no hashing (the
-//!   small-map specialisation .NET's `AsyncLocal` maps use). The
-//!   seventeenth binding turns the root into a HAMT branch. (Sixteen, not
-//!   eight: `set`+`reset` with 9–16 bound vars then costs what it does with
-//!   one, 41 ns instead of 64, at the price of a bigger node to copy on the
-//!   first write after a copy.)
-//! * **Copy is O(1):** a map is one `Arc` to its root; cloning it is a pointer
-//!   copy plus a reference-count increment.
+//! * **A map is one word:** `Option<ThinArc<Header, Slot>>`, a thin pointer
+//!   to the root branch, or `None` for an empty map (which allocates
+//!   nothing). The root's header carries the map's length, so no second
+//!   word travels with the pointer; cloning, moving or dropping a map is
+//!   one word's worth of work.
+//! * **Slots live in the node:** a branch is one allocation — reference
+//!   count, header, then its slots inline (triomphe's `ThinArc`: a header and
+//!   a slice behind one thin pointer). A lookup is one dependent load per
+//!   level: no `Vec` in between.
+//! * **No popcount:** the header maps each of the 64 indices to the position
+//!   of its slot (a byte each, `NONE` for no slot), instead of the usual
+//!   bitmap and popcount: the default x86-64 target has no `popcnt`
+//!   instruction, and the dozen instructions that stand in for it cost as
+//!   much as the rest of a lookup. So a lookup is: take 6 bits of the
+//!   hash, read that index's byte, compare the key in that slot. Slots are
+//!   kept in the order they were bound; an unbound key's slot is refilled
+//!   from the last one.
+//! * **Flat up to 64 bindings:** the root is 64-way, and the hash keeps the
+//!   id's own low bits ([`MixHash`]): ids come from a counter, so the ones
+//!   bound together tend to be consecutive, and any 64 consecutive ids take
+//!   64 different root slots. A map of up to 64 such bindings is then one
+//!   level deep, and a lookup or a replacement costs the same with one
+//!   binding as with 64. (There is no separate flat root for small maps any
+//!   more: scanning sixteen keys is only faster when the key read is the
+//!   first one, and it costs a branch on every lookup.)
+//! * **Spare slots:** a branch grows to a power of two of slots (at most 64),
+//!   the unused ones `Free` at the end, so binding a new key in an unshared
+//!   branch with room, or unbinding one, allocates nothing either.
+//! * **Copy is O(1):** cloning a map is a pointer copy plus one
+//!   reference-count increment.
 //! * **Writes are O(log n) with sharing:** `insert` and `remove` copy only the
-//!   nodes on the path to the key, and only those that are shared. A node
-//!   owned by this map alone is updated in place (`Arc::make_mut`), so a run
-//!   of `set`s after one copy costs no further allocation but the value's.
-//! * **Reads take no lock and write nothing:** a lookup is at most seven
-//!   bitmap tests on a path of immutable nodes.
+//!   branches on the path to the key, and only those that are shared; a copy
+//!   gets one spare slot, not a power of two. Copying a branch costs one
+//!   reference-count increment per occupied slot, so the wide root is paid
+//!   for here, on the first write after a copy, and not on every read (with
+//!   64 bindings: 64 increments, where a 32-way root took about 34). A branch
+//!   owned by this map alone is updated in place (a unique reference count
+//!   is one load): replacing a bound value in an unshared map allocates
+//!   nothing and moves no node.
+//! * **Reads take no lock and write nothing:** a lookup is a loop of at most
+//!   six steps down a path of immutable nodes.
 //!
-//! Nodes are reference-counted with `triomphe::Arc`, which has no weak count:
+//! Nodes are reference-counted with `triomphe`, which has no weak count:
 //! checking that a node is unshared (to update it in place) is one load, and
 //! dropping a reference is one decrement.
 //!
 //! Invariants (checked by the property tests against a `BTreeMap`):
-//! the root, when present, is a small node or a branch with at least one
-//! entry, and an empty map has no root; every other
-//! node holds at least two entries in its subtree (a subtree left with one
-//! entry after a removal is pulled up into its parent as a leaf); slots of a
-//! branch are ordered by bit index; a collision node holds entries of one hash.
+//! an empty map has no root; the root, when present, holds at least one
+//! entry, and its header the map's length (other branches' holds 0); every
+//! other branch holds at least two entries in its subtree, and never a lone
+//! leaf or collision node (after a removal, that is pulled up into the
+//! parent's slot); a branch has at most 64 slots, its first `count` slots
+//! are occupied and the rest `Free`, and `pos` maps the indices in use one
+//! to one onto the occupied slots; every entry sits where its hash leads; a
+//! collision node holds at least two entries, all of one hash.
 
 use std::any::Any;
 use std::marker::PhantomData;
 use std::mem;
 
-use triomphe::Arc;
+use triomphe::{Arc, HeaderSliceWithLengthProtected, ThinArc};
 
 /// A bound value, type-erased. The variable's id determines its type.
 pub(crate) type Value = std::sync::Arc<dyn Any + Send + Sync>;
@@ -57,60 +84,164 @@ pub(crate) trait KeyHash {
     fn hash(key: u64) -> u32;
 }
 
-/// Fibonacci hashing: variable ids are sequential, multiplying by 2^64/φ
-/// spreads them over the high bits, which we keep.
+/// The id itself, its high half folded onto the low one. Ids come from a
+/// counter, so the ones bound in a context tend to be consecutive, and
+/// consecutive ids differ in their low bits, which the trie reads first: 64
+/// consecutive ids (below 2^32: a counter of variables gets no further) take
+/// different root slots, and 4096 fit in two levels. (Fibonacci hashing, used
+/// before, puts 6 of the ids 1..=64 in shared slots, id 1 among them, one
+/// level down: 40% more per `set` + `reset`, 60% more per `get`.)
 pub(crate) struct MixHash;
 
 impl KeyHash for MixHash {
     #[inline(always)]
     fn hash(key: u64) -> u32 {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+        (key ^ (key >> 32)) as u32
     }
 }
 
-const BITS: u32 = 5;
+/// Hash bits consumed per level: branches are 64-way. Levels start at shifts
+/// 0, 6, …, 30 (the last one sees two bits).
+const BITS: u32 = 6;
 const MASK: u32 = (1 << BITS) - 1;
+/// The most slots a branch can have.
+const FANOUT: usize = 1 << BITS;
+/// A `pos` entry with no slot. It is past the end of any branch's slots, so
+/// a lookup needs no separate test: `slots.get(NONE)` is `None`.
+const NONE: u8 = u8::MAX;
 
+#[derive(Clone, Copy)]
+struct Header {
+    /// Bindings in the map: kept in the root only (0 in other branches).
+    len: usize,
+    /// Occupied slots: the first `count` ones; the rest are `Free`.
+    count: u8,
+    /// For each index (6 bits of hash), the position of its slot, or `NONE`.
+    pos: [u8; FANOUT],
+}
+
+impl Header {
+    const EMPTY: Header = Header {
+        len: 0,
+        count: 0,
+        pos: [NONE; FANOUT],
+    };
+}
+
+/// A branch: its header and its slots, in one allocation behind a thin
+/// pointer. The slice may be longer than `count`: the rest is spare room,
+/// `Free` slots.
+type Node = ThinArc<Header, Slot>;
+
+/// A branch's header and slots, for writing.
+type NodeMut = HeaderSliceWithLengthProtected<Header, Slot>;
+
+/// 40 bytes, like an [`Entry`]: `Link` hides in the niche of the entry's
+/// name pointer (a flat four-variant enum would need a separate tag).
 #[derive(Clone)]
 enum Slot {
     Leaf(Entry),
-    Node(Arc<Node>),
+    Link(Link),
 }
-
-/// Capacity of the flat root node.
-const SMALL: usize = 16;
 
 #[derive(Clone)]
-enum Node {
-    Branch { bitmap: u32, slots: Vec<Slot> },
-    Collision { hash: u32, entries: Vec<Entry> },
+enum Link {
+    /// Spare room at the end of a branch.
+    Free,
+    Branch(Node),
+    Collision(Arc<Collision>),
 }
 
-/// The flat root of a map of at most `SMALL` bindings. Key 0 marks a free
-/// slot (variable ids start at 1).
+/// Entries whose 32-bit hashes are all equal.
 #[derive(Clone)]
-struct Small {
-    keys: [u64; SMALL],
-    entries: [Option<(&'static str, Value)>; SMALL],
+struct Collision {
+    hash: u32,
+    entries: Vec<Entry>,
 }
 
-/// A word-sized tag (`repr(usize)`): a map is then three whole words, which
-/// the thread's context slot moves on every enter and exit. With the default
-/// byte tag the compiler moves it as odd-sized pieces and reads them back as
-/// 16-byte loads, stalling store-to-load forwarding (measured: 41 ns per
-/// `run(noop)` with a byte tag).
-#[derive(Clone)]
-#[repr(usize)]
-enum Root {
-    Empty,
-    Small(Arc<Small>),
-    Trie(Arc<Node>),
+const FREE: Slot = Slot::Link(Link::Free);
+
+#[inline(always)]
+fn index(hash: u32, shift: u32) -> usize {
+    debug_assert!(shift < 32);
+    ((hash >> shift) & MASK) as usize
 }
 
-/// A persistent map from variable ids to values.
+#[inline(always)]
+fn header(node: &Node) -> &Header {
+    &node.header.header
+}
+
+#[inline(always)]
+fn is_unique(node: &Node) -> bool {
+    node.with_arc(|arc| arc.is_unique())
+}
+
+/// Slots to allocate for a branch that must hold `n`: rounded up to a power
+/// of two, so that a run of inserts reallocates it O(log n) times.
+#[inline]
+fn capacity(n: usize) -> usize {
+    n.next_power_of_two().min(FANOUT)
+}
+
+/// Runs `f` on `node`, which the caller has made unshared (see
+/// [`make_mut`]).
+#[inline(always)]
+fn with_mut<R>(node: &mut Node, f: impl FnOnce(&mut NodeMut) -> R) -> R {
+    node.with_arc_mut(|arc| f(Arc::get_mut(arc).expect("made unshared before writing")))
+}
+
+/// Makes `node` writable with room for `need` slots: a node this map alone
+/// owns, and that has the room, is written in place (the common case: one
+/// load); otherwise it is reallocated.
+#[inline(always)]
+fn make_mut(node: &mut Node, need: usize) {
+    if node.slice.len() < need || !is_unique(node) {
+        reallocate(node, need);
+    }
+}
+
+/// Replaces `node` by an unshared copy with room for `need` slots and one
+/// more: a shared node's slots are cloned (a reference-count increment
+/// each), an unshared one's are moved.
+#[inline(never)]
+fn reallocate(node: &mut Node, need: usize) {
+    let header = *header(node);
+    let count = usize::from(header.count);
+    let unique = is_unique(node);
+    let cap = if unique {
+        capacity(need.max(count + 1))
+    } else {
+        need.max(count + 1).min(FANOUT)
+    };
+    let fresh = if unique {
+        with_mut(node, |node| {
+            let slots = node.slice_mut();
+            Node::from_header_and_iter(
+                header,
+                (0..cap).map(|i| {
+                    if i < count {
+                        mem::replace(&mut slots[i], FREE)
+                    } else {
+                        FREE
+                    }
+                }),
+            )
+        })
+    } else {
+        let slots = &node.slice;
+        Node::from_header_and_iter(
+            header,
+            (0..cap).map(|i| if i < count { slots[i].clone() } else { FREE }),
+        )
+    };
+    *node = fresh;
+}
+
+/// A persistent map from variable ids to values: one word, the root branch
+/// (`None` when the map is empty).
 pub(crate) struct Map<H: KeyHash = MixHash> {
-    root: Root,
-    len: usize,
+    root: Option<Node>,
     _hash: PhantomData<fn() -> H>,
 }
 
@@ -119,7 +250,6 @@ impl<H: KeyHash> Clone for Map<H> {
     fn clone(&self) -> Self {
         Map {
             root: self.root.clone(),
-            len: self.len,
             _hash: PhantomData,
         }
     }
@@ -131,132 +261,175 @@ impl<H: KeyHash> Default for Map<H> {
     }
 }
 
-/// `Arc::make_mut`, inlined: one load when the node is unshared, which is
-/// every write after the first since the last copy.
-#[inline(always)]
-fn make_mut<T: Clone>(node: &mut Arc<T>) -> &mut T {
-    if !node.is_unique() {
-        *node = Arc::new((**node).clone());
-    }
-    Arc::get_mut(node).expect("unique after copying")
-}
-
-#[inline(always)]
-fn index(hash: u32, shift: u32) -> u32 {
-    debug_assert!(shift < 32);
-    (hash >> shift) & MASK
-}
-
-impl Small {
-    #[inline(always)]
-    fn position(&self, key: u64) -> Option<usize> {
-        self.keys.iter().position(|&k| k == key)
-    }
-}
-
 impl<H: KeyHash> Map<H> {
     pub(crate) const fn new() -> Self {
         Map {
-            root: Root::Empty,
-            len: 0,
+            root: None,
             _hash: PhantomData,
         }
     }
 
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.root.as_ref().map_or(0, |root| header(root).len)
     }
 
     #[inline]
     pub(crate) fn get(&self, key: u64) -> Option<&Value> {
-        match &self.root {
-            Root::Empty => None,
-            Root::Small(small) => {
-                let i = small.position(key)?;
-                small.entries[i].as_ref().map(|(_, value)| value)
+        let mut node = self.root.as_ref()?;
+        let hash = H::hash(key);
+        let mut shift = 0;
+        loop {
+            let pos = header(node).pos[index(hash, shift)];
+            match node.slice.get(usize::from(pos))? {
+                Slot::Leaf(entry) => return (entry.key == key).then_some(&entry.value),
+                Slot::Link(Link::Branch(child)) => {
+                    node = child;
+                    shift += BITS;
+                }
+                Slot::Link(Link::Collision(collision)) => {
+                    return collision
+                        .entries
+                        .iter()
+                        .find(|entry| entry.key == key)
+                        .map(|entry| &entry.value);
+                }
+                Slot::Link(Link::Free) => return None,
             }
-            Root::Trie(node) => trie_get::<H>(node, key).map(|entry| &entry.value),
         }
     }
 
     /// Binds `key`, returning the value it replaced.
+    #[inline]
     pub(crate) fn insert(&mut self, key: u64, name: &'static str, value: Value) -> Option<Value> {
-        debug_assert_ne!(key, 0, "key 0 marks free slots");
-        let old = match &mut self.root {
-            Root::Empty => {
-                let mut small = Small {
-                    keys: [0; SMALL],
-                    entries: Default::default(),
-                };
-                small.keys[0] = key;
-                small.entries[0] = Some((name, value));
-                self.root = Root::Small(Arc::new(small));
-                None
-            }
-            Root::Small(small) => {
-                if let Some(i) = small.position(key) {
-                    let small = make_mut(small);
-                    small.entries[i].replace((name, value)).map(|(_, old)| old)
-                } else if let Some(i) = small.position(0) {
-                    let small = make_mut(small);
-                    small.keys[i] = key;
-                    small.entries[i] = Some((name, value));
-                    None
-                } else {
-                    // Full: grow into a trie.
-                    let mut node = Node::Branch {
-                        bitmap: 0,
-                        slots: Vec::with_capacity(SMALL + 1),
-                    };
-                    for (k, entry) in small.keys.iter().zip(small.entries.iter()) {
-                        let (name, value) = entry.clone().expect("a full small node");
-                        trie_insert::<H>(
-                            &mut node,
-                            0,
-                            H::hash(*k),
-                            Entry {
-                                key: *k,
-                                name,
-                                value,
-                            },
-                        );
+        let hash = H::hash(key);
+        // The common writes — a key at depth one of a root this map alone
+        // owns, bound already or with a free slot for it — are done here:
+        // inline, without a closure (`ThinArc`'s `with_arc_mut` takes one)
+        // and without a path that can panic while `value` is held (the
+        // unwinding would drop it, so it would be kept in memory). The value
+        // then goes from registers straight into its slot; spilled as two
+        // words and read back as one 16-byte piece, it stalls store-to-load
+        // forwarding, which cost a third of a `set`. (Nothing between taking
+        // the root out and putting it back can panic.)
+        if let Some(root) = self.root.take() {
+            let mut root: Arc<NodeMut> = Arc::protected_from_thin(root);
+            if let Some(node) = Arc::get_mut(&mut root) {
+                let i = index(hash, 0);
+                let (pos, count) = (node.header().pos[i], node.header().count);
+                match node.slice_mut().get_mut(usize::from(pos)) {
+                    Some(Slot::Leaf(entry)) if entry.key == key => {
+                        // A key's name is its variable's: it never changes.
+                        debug_assert_eq!(entry.name, name);
+                        let old = mem::replace(&mut entry.value, value);
+                        self.put_back(root);
+                        return Some(old);
                     }
-                    trie_insert::<H>(&mut node, 0, H::hash(key), Entry { key, name, value });
-                    self.root = Root::Trie(Arc::new(node));
-                    None
+                    // `pos` is `NONE`: the key has no slot here.
+                    None => {
+                        let free = node.slice_mut().get_mut(usize::from(count));
+                        if let Some(free @ Slot::Link(Link::Free)) = free {
+                            // Swapped in, not assigned: that would drop the
+                            // free slot first, with the new entry aside.
+                            let free = mem::replace(free, Slot::Leaf(Entry { key, name, value }));
+                            let header = node.header_mut();
+                            header.pos[i] = count;
+                            header.count += 1;
+                            header.len += 1;
+                            self.put_back(root);
+                            drop(free);
+                            return None;
+                        }
+                    }
+                    Some(_) => {}
                 }
             }
-            Root::Trie(node) => {
-                trie_insert::<H>(make_mut(node), 0, H::hash(key), Entry { key, name, value })
-                    .map(|entry| entry.value)
-            }
-        };
-        if old.is_none() {
-            self.len += 1;
+            self.put_back(root);
         }
-        old
+        self.insert_slow(hash, key, name, value)
+    }
+
+    /// Puts back the root that [`insert`](Map::insert) or
+    /// [`remove`](Map::remove) took out. Not an assignment, which would drop
+    /// the `None` left in its place: a drop can unwind, and that path would
+    /// keep a value in memory.
+    #[inline(always)]
+    fn put_back(&mut self, root: Arc<NodeMut>) {
+        let none = self.root.replace(Arc::protected_into_thin(root));
+        debug_assert!(none.is_none());
+        mem::forget(none);
+    }
+
+    /// [`insert`](Map::insert)'s other cases.
+    #[inline(never)]
+    fn insert_slow(
+        &mut self,
+        hash: u32,
+        key: u64,
+        name: &'static str,
+        value: Value,
+    ) -> Option<Value> {
+        match &mut self.root {
+            Some(root) => insert_at::<H>(root, 0, hash, key, name, value),
+            None => {
+                self.root = Some(first_root(hash, key, name, value));
+                None
+            }
+        }
     }
 
     /// Unbinds `key`, returning its value. An absent key copies nothing.
     pub(crate) fn remove(&mut self, key: u64) -> Option<Value> {
+        let hash = H::hash(key);
+        // As in `insert`: a key at depth one of a root this map alone owns,
+        // but not its last binding, is unbound here. The last occupied slot
+        // takes the freed position; the entry is taken out last. (Nothing
+        // between taking the root out and putting it back can panic: the
+        // positions are in range.)
+        if let Some(root) = self.root.take() {
+            let mut root: Arc<NodeMut> = Arc::protected_from_thin(root);
+            if let Some(node) = Arc::get_mut(&mut root) {
+                let i = index(hash, 0);
+                let header = node.header();
+                let (at, last) = (usize::from(header.pos[i]), usize::from(header.count) - 1);
+                let found = matches!(node.slice().get(at), Some(Slot::Leaf(e)) if e.key == key);
+                if found && node.header().len > 1 {
+                    let header = node.header_mut();
+                    header.pos[i] = NONE;
+                    if at != last {
+                        let moved = header.pos.iter().position(|&p| usize::from(p) == last);
+                        if let Some(moved) = moved {
+                            header.pos[moved] = at as u8;
+                        }
+                    }
+                    header.count -= 1;
+                    header.len -= 1;
+                    let slots = node.slice_mut();
+                    if at != last {
+                        slots.swap(at, last);
+                    }
+                    let taken = mem::replace(&mut slots[last], FREE);
+                    self.put_back(root);
+                    return match taken {
+                        Slot::Leaf(entry) => Some(entry.value),
+                        Slot::Link(_) => unreachable!("found a leaf there"),
+                    };
+                }
+            }
+            self.put_back(root);
+        }
+        self.remove_slow(hash, key)
+    }
+
+    /// [`remove`](Map::remove)'s other cases.
+    #[inline(never)]
+    fn remove_slow(&mut self, hash: u32, key: u64) -> Option<Value> {
         self.get(key)?;
-        let removed = match &mut self.root {
-            Root::Empty => None,
-            Root::Small(small) => {
-                let small = make_mut(small);
-                let i = small.position(key)?;
-                small.keys[i] = 0;
-                small.entries[i].take().map(|(_, value)| value)
-            }
-            Root::Trie(node) => {
-                trie_remove::<H>(make_mut(node), 0, H::hash(key), key).map(|entry| entry.value)
-            }
-        };
+        let root = self.root.as_mut()?;
+        let removed = remove_at::<H>(root, 0, hash, key);
         debug_assert!(removed.is_some());
-        self.len -= 1;
-        if self.len == 0 {
-            self.root = Root::Empty;
+        if header(root).len == 0 {
+            self.root = None;
         }
         removed
     }
@@ -264,138 +437,170 @@ impl<H: KeyHash> Map<H> {
     /// Visits every binding (name and value), in no particular order.
     pub(crate) fn for_each(&self, mut f: impl FnMut(u64, &'static str, &Value)) {
         fn walk(node: &Node, f: &mut impl FnMut(u64, &'static str, &Value)) {
-            match node {
-                Node::Branch { slots, .. } => {
-                    for slot in slots {
-                        match slot {
-                            Slot::Leaf(entry) => f(entry.key, entry.name, &entry.value),
-                            Slot::Node(child) => walk(child, f),
+            let count = usize::from(header(node).count);
+            for slot in &node.slice[..count] {
+                match slot {
+                    Slot::Leaf(entry) => f(entry.key, entry.name, &entry.value),
+                    Slot::Link(Link::Branch(child)) => walk(child, f),
+                    Slot::Link(Link::Collision(collision)) => {
+                        for entry in &collision.entries {
+                            f(entry.key, entry.name, &entry.value);
                         }
                     }
-                }
-                Node::Collision { entries, .. } => {
-                    for entry in entries {
-                        f(entry.key, entry.name, &entry.value);
-                    }
+                    Slot::Link(Link::Free) => unreachable!("free slots follow the occupied ones"),
                 }
             }
         }
-        match &self.root {
-            Root::Empty => {}
-            Root::Small(small) => {
-                for (key, entry) in small.keys.iter().zip(small.entries.iter()) {
-                    if let Some((name, value)) = entry {
-                        f(*key, name, value);
-                    }
-                }
-            }
-            Root::Trie(node) => walk(node, &mut f),
+        if let Some(root) = &self.root {
+            walk(root, &mut f);
         }
     }
 
     #[cfg(test)]
     fn ptr_eq(&self, other: &Self) -> bool {
         match (&self.root, &other.root) {
-            (Root::Empty, Root::Empty) => true,
-            (Root::Small(a), Root::Small(b)) => Arc::ptr_eq(a, b),
-            (Root::Trie(a), Root::Trie(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            (Some(a), Some(b)) => a.ptr() == b.ptr(),
             _ => false,
         }
     }
 }
 
-#[inline]
-fn trie_get<H: KeyHash>(mut node: &Node, key: u64) -> Option<&Entry> {
-    let hash = H::hash(key);
-    let mut shift = 0;
-    loop {
-        match node {
-            Node::Branch { bitmap, slots } => {
-                let bit = 1u32 << index(hash, shift);
-                if bitmap & bit == 0 {
-                    return None;
-                }
-                match &slots[(bitmap & (bit - 1)).count_ones() as usize] {
-                    Slot::Leaf(entry) => return (entry.key == key).then_some(entry),
-                    Slot::Node(child) => {
-                        node = child;
-                        shift += BITS;
-                    }
-                }
-            }
-            Node::Collision { entries, .. } => return entries.iter().find(|e| e.key == key),
-        }
-    }
+/// The root of a map of one binding, with room for a second.
+#[inline(never)]
+fn first_root(hash: u32, key: u64, name: &'static str, value: Value) -> Node {
+    let mut header = Header {
+        len: 1,
+        count: 1,
+        ..Header::EMPTY
+    };
+    header.pos[index(hash, 0)] = 0;
+    let leaf = Slot::Leaf(Entry { key, name, value });
+    Node::from_header_and_iter(header, [leaf, FREE].into_iter())
 }
 
-fn trie_insert<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, entry: Entry) -> Option<Entry> {
-    match node {
-        Node::Branch { bitmap, slots } => {
-            let bit = 1u32 << index(hash, shift);
-            let idx = (*bitmap & (bit - 1)).count_ones() as usize;
-            if *bitmap & bit == 0 {
-                *bitmap |= bit;
-                slots.insert(idx, Slot::Leaf(entry));
-                return None;
+/// Binds `key` in the subtree of `node`, a branch at `shift` (the root when
+/// `shift` is 0), returning the value it replaced. The binding travels as
+/// separate arguments (an `Entry` passed in memory is written as words and
+/// read back as 16-byte pieces, which stalls store-to-load forwarding: that
+/// was a third of the cost of a replacement), and the rare cases are out of
+/// line: replacing a value is a short walk down and one swap.
+fn insert_at<H: KeyHash>(
+    node: &mut Node,
+    shift: u32,
+    hash: u32,
+    key: u64,
+    name: &'static str,
+    value: Value,
+) -> Option<Value> {
+    let i = index(hash, shift);
+    let pos = usize::from(header(node).pos[i]);
+    if pos == usize::from(NONE) {
+        return insert_new(node, shift, i, key, name, value);
+    }
+    make_mut(node, 0);
+    let old = with_mut(node, |node| {
+        let slot = &mut node.slice_mut()[pos];
+        match slot {
+            Slot::Leaf(existing) if existing.key == key => {
+                // A key's name is its variable's: it never changes.
+                debug_assert_eq!(existing.name, name);
+                Some(mem::replace(&mut existing.value, value))
             }
-            let slot = &mut slots[idx];
-            match slot {
-                Slot::Node(child) => trie_insert::<H>(make_mut(child), shift + BITS, hash, entry),
-                Slot::Leaf(existing) if existing.key == entry.key => {
-                    Some(mem::replace(existing, entry))
-                }
-                Slot::Leaf(existing) => {
-                    let existing_hash = H::hash(existing.key);
-                    let existing = existing.clone();
-                    let child = if existing_hash == hash {
-                        Node::Collision {
-                            hash,
-                            entries: vec![existing, entry],
-                        }
-                    } else {
-                        join(
-                            shift + BITS,
-                            Slot::Leaf(existing),
-                            existing_hash,
-                            Slot::Leaf(entry),
-                            hash,
-                        )
-                    };
-                    *slot = Slot::Node(Arc::new(child));
-                    None
-                }
+            Slot::Link(Link::Branch(child)) => {
+                insert_at::<H>(child, shift + BITS, hash, key, name, value)
             }
+            _ => insert_below::<H>(slot, shift, hash, Entry { key, name, value }),
         }
-        Node::Collision {
-            hash: node_hash,
-            entries,
-        } => {
-            if *node_hash == hash {
-                if let Some(existing) = entries.iter_mut().find(|e| e.key == entry.key) {
-                    return Some(mem::replace(existing, entry));
-                }
-                entries.push(entry);
-                return None;
-            }
-            // A different hash reached this collision node: push the node one
-            // level down, beside the new leaf.
-            let node_hash = *node_hash;
-            let collision = mem::replace(
-                node,
-                Node::Branch {
-                    bitmap: 0,
-                    slots: Vec::new(),
-                },
-            );
-            *node = join(
-                shift,
-                Slot::Node(Arc::new(collision)),
-                node_hash,
-                Slot::Leaf(entry),
-                hash,
-            );
+    });
+    if shift == 0 && old.is_none() {
+        with_mut(node, |node| node.header_mut().len += 1);
+    }
+    old
+}
+
+/// Binds a key that has no slot at index `i` of `node`, a branch at
+/// `shift`: a new slot after the occupied ones.
+#[inline(never)]
+fn insert_new(
+    node: &mut Node,
+    shift: u32,
+    i: usize,
+    key: u64,
+    name: &'static str,
+    value: Value,
+) -> Option<Value> {
+    let count = usize::from(header(node).count);
+    make_mut(node, count + 1);
+    // The closure takes the binding by value: by reference, the name would
+    // be spilled as two words and read back as one 16-byte piece (a
+    // store-forwarding stall). The entry is built where nothing can panic
+    // before it is stored, and swapped in rather than assigned (which would
+    // drop the free slot first): either would keep it aside in memory.
+    with_mut(node, move |node| {
+        let slot = &mut node.slice_mut()[count];
+        let free = mem::replace(slot, Slot::Leaf(Entry { key, name, value }));
+        debug_assert!(matches!(free, Slot::Link(Link::Free)));
+        let header = node.header_mut();
+        header.pos[i] = count as u8;
+        header.count += 1;
+        if shift == 0 {
+            header.len += 1;
+        }
+    });
+    None
+}
+
+/// Binds `entry` at `slot`, a slot of a branch at `shift` that holds a leaf
+/// of another key or a collision node: the slot becomes a deeper branch or a
+/// collision node, or joins the collision node.
+#[inline(never)]
+fn insert_below<H: KeyHash>(slot: &mut Slot, shift: u32, hash: u32, entry: Entry) -> Option<Value> {
+    match slot {
+        Slot::Leaf(existing) => {
+            debug_assert_ne!(existing.key, entry.key);
+            let existing_hash = H::hash(existing.key);
+            let existing = mem::replace(slot, FREE);
+            *slot = if existing_hash == hash {
+                let Slot::Leaf(existing) = existing else {
+                    unreachable!("matched a leaf")
+                };
+                Slot::Link(Link::Collision(Arc::new(Collision {
+                    hash,
+                    entries: vec![existing, entry],
+                })))
+            } else {
+                let leaf = Slot::Leaf(entry);
+                Slot::Link(Link::Branch(join(
+                    shift + BITS,
+                    existing,
+                    existing_hash,
+                    leaf,
+                    hash,
+                )))
+            };
             None
         }
+        Slot::Link(Link::Collision(collision)) if collision.hash == hash => {
+            let collision = Arc::make_mut(collision);
+            if let Some(existing) = collision.entries.iter_mut().find(|e| e.key == entry.key) {
+                return Some(mem::replace(existing, entry).value);
+            }
+            collision.entries.push(entry);
+            None
+        }
+        Slot::Link(Link::Collision(collision)) => {
+            // A different hash reached this collision node: push the node one
+            // level down, beside the new leaf.
+            let collision_hash = collision.hash;
+            let collision = mem::replace(slot, FREE);
+            let leaf = Slot::Leaf(entry);
+            let branch = join(shift + BITS, collision, collision_hash, leaf, hash);
+            *slot = Slot::Link(Link::Branch(branch));
+            None
+        }
+        Slot::Link(Link::Branch(_)) => unreachable!("handled by `insert_at`"),
+        Slot::Link(Link::Free) => unreachable!("`pos` addresses occupied slots only"),
     }
 }
 
@@ -403,75 +608,95 @@ fn trie_insert<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, entry: Entry)
 fn join(shift: u32, a: Slot, a_hash: u32, b: Slot, b_hash: u32) -> Node {
     debug_assert_ne!(a_hash, b_hash);
     let (ia, ib) = (index(a_hash, shift), index(b_hash, shift));
+    let mut header = Header::EMPTY;
     if ia == ib {
-        Node::Branch {
-            bitmap: 1 << ia,
-            slots: vec![Slot::Node(Arc::new(join(
-                shift + BITS,
-                a,
-                a_hash,
-                b,
-                b_hash,
-            )))],
-        }
+        let child = join(shift + BITS, a, a_hash, b, b_hash);
+        header.count = 1;
+        header.pos[ia] = 0;
+        Node::from_header_and_iter(header, std::iter::once(Slot::Link(Link::Branch(child))))
     } else {
-        let slots = if ia < ib { vec![a, b] } else { vec![b, a] };
-        Node::Branch {
-            bitmap: (1 << ia) | (1 << ib),
-            slots,
-        }
+        header.count = 2;
+        header.pos[ia] = 0;
+        header.pos[ib] = 1;
+        Node::from_header_and_iter(header, [a, b].into_iter())
     }
 }
 
-fn trie_remove<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, key: u64) -> Option<Entry> {
-    match node {
-        Node::Branch { bitmap, slots } => {
-            let bit = 1u32 << index(hash, shift);
-            if *bitmap & bit == 0 {
-                return None;
-            }
-            let idx = (*bitmap & (bit - 1)).count_ones() as usize;
-            match &mut slots[idx] {
-                Slot::Leaf(entry) => {
-                    if entry.key != key {
-                        return None;
-                    }
-                    *bitmap &= !bit;
-                    match slots.remove(idx) {
-                        Slot::Leaf(entry) => Some(entry),
-                        Slot::Node(_) => unreachable!("matched a leaf"),
-                    }
-                }
-                Slot::Node(child) => {
-                    let child_node = make_mut(child);
-                    let removed = trie_remove::<H>(child_node, shift + BITS, hash, key)?;
-                    if let Some(last) = take_single(child_node) {
-                        slots[idx] = Slot::Leaf(last);
-                    }
-                    Some(removed)
-                }
-            }
-        }
-        Node::Collision { entries, .. } => {
-            let pos = entries.iter().position(|e| e.key == key)?;
-            Some(entries.swap_remove(pos))
-        }
+/// Removes `key` from the subtree of `node`, a branch at `shift` (the root
+/// when `shift` is 0). The caller has checked that `key` is present: the
+/// nodes on its path are copied if shared.
+fn remove_at<H: KeyHash>(node: &mut Node, shift: u32, hash: u32, key: u64) -> Option<Value> {
+    let i = index(hash, shift);
+    let pos = usize::from(header(node).pos[i]);
+    if pos == usize::from(NONE) {
+        return None;
     }
+    make_mut(node, 0);
+    with_mut(node, |node| {
+        let count = usize::from(node.header().count);
+        let slots = node.slice_mut();
+        let removed = match &mut slots[pos] {
+            Slot::Leaf(entry) => {
+                if entry.key != key {
+                    return None;
+                }
+                // The last occupied slot takes the freed position. (The entry
+                // is taken out last: once it is out of the node, nothing may
+                // panic before its value is, or the value is kept in memory
+                // for the unwinding, copied in pieces that stall the loads.)
+                let last = count - 1;
+                let header = node.header_mut();
+                header.pos[i] = NONE;
+                if pos != last {
+                    let moved = header.pos.iter().position(|&p| usize::from(p) == last);
+                    header.pos[moved.expect("every slot has an index")] = pos as u8;
+                }
+                header.count -= 1;
+                let slots = node.slice_mut();
+                slots.swap(pos, last);
+                match mem::replace(&mut slots[last], FREE) {
+                    Slot::Leaf(entry) => entry.value,
+                    Slot::Link(_) => unreachable!("swapped a leaf there"),
+                }
+            }
+            Slot::Link(Link::Branch(child)) => {
+                let removed = remove_at::<H>(child, shift + BITS, hash, key)?;
+                if let Some(single) = take_single(child) {
+                    slots[pos] = single;
+                }
+                removed
+            }
+            Slot::Link(Link::Collision(collision)) => {
+                let collision = Arc::make_mut(collision);
+                let at = collision.entries.iter().position(|e| e.key == key)?;
+                let removed = collision.entries.swap_remove(at).value;
+                if collision.entries.len() == 1 {
+                    let last = collision.entries.pop().expect("one entry left");
+                    slots[pos] = Slot::Leaf(last);
+                }
+                removed
+            }
+            Slot::Link(Link::Free) => unreachable!("`pos` addresses occupied slots only"),
+        };
+        if shift == 0 {
+            node.header_mut().len -= 1;
+        }
+        Some(removed)
+    })
 }
 
-/// If `node`'s subtree holds exactly one entry as a direct leaf, takes it out
-/// (the caller replaces the node by that leaf).
-fn take_single(node: &mut Node) -> Option<Entry> {
-    match node {
-        Node::Branch { slots, .. } if slots.len() == 1 && matches!(slots[0], Slot::Leaf(_)) => {
-            match slots.pop() {
-                Some(Slot::Leaf(entry)) => Some(entry),
-                _ => unreachable!("checked above"),
-            }
-        }
-        Node::Collision { entries, .. } if entries.len() == 1 => entries.pop(),
-        _ => None,
+/// If `node` holds a single slot that is a leaf or a collision node, takes
+/// it out: the caller puts it in place of `node`, one level up (a collision
+/// node is found by its hash at any depth). `node` has just been written to,
+/// so it is unshared.
+fn take_single(node: &mut Node) -> Option<Slot> {
+    if header(node).count != 1 || matches!(node.slice[0], Slot::Link(Link::Branch(_))) {
+        return None;
     }
+    with_mut(node, |node| {
+        *node.header_mut() = Header::EMPTY;
+        Some(mem::replace(&mut node.slice_mut()[0], FREE))
+    })
 }
 
 #[cfg(test)]
@@ -488,7 +713,7 @@ mod tests {
         }
     }
 
-    /// Keys agree on their low 30 bits of hash: the trie goes to full depth.
+    /// Keys agree on their low 29 bits of hash: the trie goes to full depth.
     struct Deep;
     impl KeyHash for Deep {
         fn hash(key: u64) -> u32 {
@@ -524,6 +749,76 @@ mod tests {
         out
     }
 
+    /// Checks the invariants the module docs list, and that every entry sits
+    /// where its hash leads.
+    fn check_invariants<H: KeyHash>(map: &Map<H>) {
+        fn walk<H: KeyHash>(node: &Node, shift: u32, path: u32) -> usize {
+            let &Header { len, count, pos } = header(node);
+            let count = usize::from(count);
+            assert!(node.slice.len() <= FANOUT);
+            assert!(count >= 1 && count <= node.slice.len());
+            if shift > 0 {
+                assert_eq!(len, 0, "only the root counts the bindings");
+            }
+            // `pos` maps the indices in use one to one onto the occupied slots.
+            let mut seen = vec![false; count];
+            for &p in pos.iter().filter(|&&p| p != NONE) {
+                assert!(!mem::replace(&mut seen[usize::from(p)], true));
+            }
+            assert!(seen.iter().all(|&seen| seen));
+            for slot in &node.slice[count..] {
+                assert!(
+                    matches!(slot, Slot::Link(Link::Free)),
+                    "free after occupied"
+                );
+            }
+            // The hash bits that lead to this node's slots, through this level.
+            let through = if shift + BITS >= 32 {
+                u32::MAX
+            } else {
+                (1 << (shift + BITS)) - 1
+            };
+            let mut entries = 0;
+            for (i, &p) in pos.iter().enumerate().filter(|&(_, &p)| p != NONE) {
+                let path = path | ((i as u32) << shift);
+                match &node.slice[usize::from(p)] {
+                    Slot::Leaf(entry) => {
+                        assert_eq!(H::hash(entry.key) & through, path);
+                        entries += 1;
+                    }
+                    Slot::Link(Link::Branch(child)) => {
+                        entries += walk::<H>(child, shift + BITS, path);
+                    }
+                    Slot::Link(Link::Collision(collision)) => {
+                        assert!(collision.entries.len() >= 2);
+                        assert_eq!(collision.hash & through, path);
+                        for entry in &collision.entries {
+                            assert_eq!(H::hash(entry.key), collision.hash);
+                        }
+                        entries += collision.entries.len();
+                    }
+                    Slot::Link(Link::Free) => panic!("`pos` leads to a free slot"),
+                }
+            }
+            if shift > 0 {
+                assert!(entries >= 2, "a branch below the root holds two entries");
+                assert!(
+                    count > 1 || matches!(node.slice[0], Slot::Link(Link::Branch(_))),
+                    "a lone leaf or collision node is pulled up"
+                );
+            }
+            entries
+        }
+        match &map.root {
+            None => assert_eq!(map.len(), 0),
+            Some(root) => {
+                let entries = walk::<H>(root, 0, 0);
+                assert!(entries >= 1);
+                assert_eq!(entries, header(root).len);
+            }
+        }
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u64, u64),
@@ -544,7 +839,7 @@ mod tests {
         let mut map: Map<H> = Map::new();
         let mut model = BTreeMap::new();
         let mut snapshots: Vec<(Map<H>, BTreeMap<u64, u64>)> = Vec::new();
-        for op in ops {
+        for (i, op) in ops.iter().enumerate() {
             match *op {
                 Op::Insert(k, v) => {
                     let old = insert(&mut map, k, v);
@@ -560,13 +855,18 @@ mod tests {
             if let Op::Insert(k, _) | Op::Remove(k) = *op {
                 assert_eq!(map.get(k).map(value_of), model.get(&k).copied());
             }
+            if i % 16 == 0 {
+                check_invariants(&map);
+            }
         }
+        check_invariants(&map);
         assert_eq!(contents(&map), model);
         for (k, v) in &model {
             assert_eq!(map.get(*k).map(value_of), Some(*v));
         }
         // Later writes to the original never show through a copy.
         for (snapshot, expected) in &snapshots {
+            check_invariants(snapshot);
             assert_eq!(snapshot.len(), expected.len());
             assert_eq!(&contents(snapshot), expected);
         }
@@ -625,26 +925,28 @@ mod tests {
 
     #[test]
     fn collision_node_pushed_down_by_a_different_hash() {
-        // Fill the small root (keys 100.. map to 2 mod 4), then: 4, 8, 12 collide fully; 1 differs
-        // in the low bits only.
+        // Sixteen keys that map to 2 mod 4, then: 4, 8, 12 collide fully; 1
+        // differs in the low bits only.
+        const FILL: u64 = 16;
         let mut map: Map<FourBuckets> = Map::new();
-        for k in 100..100 + SMALL as u64 {
+        for k in 100..100 + FILL {
             insert(&mut map, k * 4 + 2, k);
         }
         insert(&mut map, 4, 4);
         insert(&mut map, 8, 8);
         insert(&mut map, 1, 1);
         insert(&mut map, 12, 12);
-        assert!(matches!(map.root, Root::Trie(_)));
+        check_invariants(&map);
         assert_eq!(map.get(12).map(value_of), Some(12));
         for k in [8, 4, 12, 1] {
             assert!(map.remove(k).is_some());
         }
-        for k in 100..100 + SMALL as u64 {
+        check_invariants(&map);
+        for k in 100..100 + FILL {
             assert_eq!(map.remove(k * 4 + 2).map(|v| value_of(&v)), Some(k));
         }
         assert_eq!(map.len(), 0);
-        assert!(matches!(map.root, Root::Empty));
+        assert!(map.root.is_none());
     }
 
     #[test]
@@ -654,5 +956,168 @@ mod tests {
         let b = a.clone();
         assert!(a.remove(2).is_none());
         assert!(a.ptr_eq(&b));
+    }
+
+    #[test]
+    fn a_map_is_one_word() {
+        assert_eq!(mem::size_of::<Map>(), mem::size_of::<usize>());
+        assert_eq!(mem::size_of::<Map<FourBuckets>>(), mem::size_of::<usize>());
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(mem::size_of::<Map>(), 8);
+        // A slot costs what its entry does: links live in the entry's niche.
+        assert_eq!(mem::size_of::<Slot>(), mem::size_of::<Entry>());
+    }
+
+    #[test]
+    fn grows_to_64_and_back_to_empty() {
+        fn check<H: KeyHash>(map: &Map<H>, model: &BTreeMap<u64, u64>) {
+            check_invariants(map);
+            assert_eq!(map.len(), model.len());
+            assert_eq!(&contents(map), model);
+            for k in 0..=66 {
+                assert_eq!(map.get(k).map(value_of), model.get(&k).copied());
+            }
+        }
+        fn run<H: KeyHash>() {
+            // Every state is checked; under Miri, every eighth (and the last).
+            let checked = |step: usize| !cfg!(miri) || step % 8 == 0;
+            let mut map: Map<H> = Map::new();
+            let mut model = BTreeMap::new();
+            let mut snapshots = Vec::new();
+            for k in 1..=64 {
+                assert_eq!(insert(&mut map, k, k * 10), None);
+                model.insert(k, k * 10);
+                if checked(k as usize) {
+                    check(&map, &model);
+                    snapshots.push((map.clone(), model.clone()));
+                }
+            }
+            for k in 1..=64 {
+                assert_eq!(insert(&mut map, k, k), Some(k * 10));
+                model.insert(k, k);
+                if checked(k as usize) {
+                    check(&map, &model);
+                }
+            }
+            // Odd keys upwards, then even keys downwards.
+            let odd = (1..=64).filter(|k| k % 2 == 1);
+            let order: Vec<u64> = odd.chain((1..=64).rev().filter(|k| k % 2 == 0)).collect();
+            for (step, &k) in order.iter().enumerate() {
+                assert_eq!(map.remove(k).map(|v| value_of(&v)), model.remove(&k));
+                if checked(step + 1) {
+                    check(&map, &model);
+                    snapshots.push((map.clone(), model.clone()));
+                }
+            }
+            assert!(map.root.is_none());
+            for (snapshot, expected) in &snapshots {
+                check(snapshot, expected);
+            }
+        }
+        run::<MixHash>();
+        run::<FourBuckets>();
+        run::<Deep>();
+        run::<Identity>();
+    }
+
+    #[test]
+    fn consecutive_ids_sit_at_depth_one() {
+        // What the 64-way root is for (see the module docs).
+        fn leaves_at_root(keys: std::ops::RangeInclusive<u64>) -> usize {
+            let mut map: Map = Map::new();
+            for k in keys {
+                insert(&mut map, k, k);
+            }
+            let root = map.root.as_ref().unwrap();
+            root.slice
+                .iter()
+                .filter(|slot| matches!(slot, Slot::Leaf(_)))
+                .count()
+        }
+        assert_eq!(leaves_at_root(1..=16), 16);
+        assert_eq!(leaves_at_root(1..=64), 64);
+        assert_eq!(leaves_at_root(1000..=1063), 64);
+    }
+
+    #[test]
+    fn writes_to_an_unshared_map_stay_in_place() {
+        let root_ptr = |map: &Map| map.root.as_ref().unwrap().ptr();
+        let mut map: Map = Map::new();
+        insert(&mut map, 1, 1);
+        let root = root_ptr(&map);
+        // Replacing, and binding then unbinding a key while the root has room.
+        assert_eq!(insert(&mut map, 1, 2), Some(1));
+        assert_eq!(insert(&mut map, 2, 2), None);
+        assert_eq!(map.remove(2).map(|v| value_of(&v)), Some(2));
+        assert_eq!(root_ptr(&map), root);
+
+        for k in 1..=64 {
+            insert(&mut map, k, k);
+        }
+        let root = root_ptr(&map);
+        for k in 1..=64 {
+            assert_eq!(insert(&mut map, k, k + 1), Some(k));
+        }
+        assert_eq!(insert(&mut map, 65, 65), None);
+        assert_eq!(map.remove(65).map(|v| value_of(&v)), Some(65));
+        assert_eq!(root_ptr(&map), root);
+        check_invariants(&map);
+    }
+
+    #[test]
+    fn a_write_after_a_copy_copies_only_its_path() {
+        let mut a: Map = Map::new();
+        for k in 1..=200 {
+            insert(&mut a, k, k);
+        }
+        let b = a.clone();
+        insert(&mut a, 5, 500);
+        let (ra, rb) = (a.root.as_ref().unwrap(), b.root.as_ref().unwrap());
+        assert_ne!(ra.ptr(), rb.ptr());
+        let count = usize::from(header(ra).count);
+        assert_eq!(count, usize::from(header(rb).count));
+        let on_path = usize::from(header(ra).pos[index(MixHash::hash(5), 0)]);
+        for (pos, (sa, sb)) in ra.slice.iter().zip(rb.slice.iter()).take(count).enumerate() {
+            let shared = match (sa, sb) {
+                (Slot::Leaf(x), Slot::Leaf(y)) => std::sync::Arc::ptr_eq(&x.value, &y.value),
+                (Slot::Link(Link::Branch(x)), Slot::Link(Link::Branch(y))) => x.ptr() == y.ptr(),
+                _ => panic!("slot {pos} changed kind"),
+            };
+            assert_eq!(shared, pos != on_path, "slot {pos}");
+        }
+        check_invariants(&a);
+        check_invariants(&b);
+    }
+
+    #[test]
+    fn collision_pushed_down_to_full_depth_and_pulled_back_up() {
+        // Under `Deep`, 8 and 16 hash to 0 and 4 to 1 << 31: one slot at
+        // every level but the last.
+        let mut map: Map<Deep> = Map::new();
+        insert(&mut map, 8, 8);
+        insert(&mut map, 16, 16);
+        let first = |map: &Map<Deep>| map.root.as_ref().unwrap().slice[0].clone();
+        assert!(matches!(first(&map), Slot::Link(Link::Collision(_))));
+        insert(&mut map, 4, 4);
+        check_invariants(&map);
+        let mut slot = first(&map);
+        let mut depth = 0;
+        while let Slot::Link(Link::Branch(node)) = slot {
+            depth += 1;
+            slot = node.slice[0].clone();
+        }
+        assert_eq!(depth, 5, "branches at shifts 6, 12, 18, 24 and 30");
+        assert!(matches!(slot, Slot::Link(Link::Collision(_))));
+        assert_eq!(map.get(4).map(value_of), Some(4));
+        assert_eq!(map.get(8).map(value_of), Some(8));
+
+        assert_eq!(map.remove(4).map(|v| value_of(&v)), Some(4));
+        check_invariants(&map);
+        assert!(matches!(first(&map), Slot::Link(Link::Collision(_))));
+        assert_eq!(map.remove(8).map(|v| value_of(&v)), Some(8));
+        check_invariants(&map);
+        assert!(matches!(first(&map), Slot::Leaf(_)));
+        assert_eq!(map.remove(16).map(|v| value_of(&v)), Some(16));
+        assert!(map.root.is_none());
     }
 }
