@@ -226,16 +226,10 @@ where
     // SAFETY: the JoinHandle's reference keeps the cell alive.
     let harness = unsafe { Harness::<F, C>::from_raw(ptr) };
     if can_read_output(harness.header(), waker) {
-        // We saw COMPLETE with JOIN_INTEREST: the output is ours, unless an
-        // earlier poll took it already.
-        let prev = harness.header().state.transition_to_consumed();
-        assert!(
-            !prev.is_consumed(),
-            "baton: JoinHandle polled after it returned its output"
-        );
         // SAFETY: `dst` is the JoinHandle's `Poll<Result<F::Output, _>>`;
-        // the output is ours and still in the slot (CONSUMED was not set),
-        // and setting CONSUMED means nothing reads or drops it again.
+        // we saw COMPLETE with JOIN_INTEREST, so the output is ours, and the
+        // handle has not taken it yet (its `output_taken` flag, checked by
+        // the caller, which sets it when this returns `Ready`).
         unsafe {
             let dst = &mut *(dst as *mut Poll<Result<F::Output, JoinError>>);
             *dst = Poll::Ready(harness.cell().take_output());
@@ -289,7 +283,7 @@ fn set_join_waker(
     res
 }
 
-pub(super) unsafe fn drop_join_handle<F, C>(ptr: NonNull<Header>)
+pub(super) unsafe fn drop_join_handle<F, C>(ptr: NonNull<Header>, output_taken: bool)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -297,10 +291,13 @@ where
 {
     // SAFETY: the JoinHandle's reference keeps the cell alive.
     let harness = unsafe { Harness::<F, C>::from_raw(ptr) };
-    let dropped = harness.header().state.transition_to_join_handle_dropped();
+    let dropped = harness
+        .header()
+        .state
+        .transition_to_join_handle_dropped(output_taken);
     if dropped.drop_output {
-        // SAFETY: COMPLETE with our JOIN_INTEREST and not CONSUMED: the
-        // output is ours and still in the slot.
+        // SAFETY: COMPLETE with our JOIN_INTEREST, and the handle did not
+        // take the output: it is ours and still in the slot.
         let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe { harness.cell().drop_output() }));
     }
     if dropped.drop_waker {

@@ -29,6 +29,9 @@ use crate::task::raw::Header;
 /// ```
 pub struct JoinHandle<T> {
     raw: NonNull<Header>,
+    /// A poll returned the output: it is out of the task's slot. Only the
+    /// handle needs to know, so it is kept here, not in the state word.
+    output_taken: bool,
     _output: PhantomData<T>,
 }
 
@@ -48,6 +51,7 @@ impl<T> JoinHandle<T> {
     pub(crate) unsafe fn from_raw(raw: NonNull<Header>) -> JoinHandle<T> {
         JoinHandle {
             raw,
+            output_taken: false,
             _output: PhantomData,
         }
     }
@@ -90,23 +94,30 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        assert!(
+            !self.output_taken,
+            "baton: JoinHandle polled after it returned its output"
+        );
         std::task::ready!(coop::poll_proceed(cx));
         let mut ret: Poll<Result<T, JoinError>> = Poll::Pending;
         let header = self.header();
         // SAFETY: `ret` has the type the vtable's task writes (the handle was
-        // made for this task), and we hold JOIN_INTEREST.
+        // made for this task), we hold JOIN_INTEREST, and the output has not
+        // been taken (checked above).
         unsafe {
             (header.vtable.try_read_output)(self.raw, &mut ret as *mut _ as *mut (), cx.waker())
         };
+        self.output_taken = ret.is_ready();
         ret
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        // SAFETY: we give up JOIN_INTEREST and our reference.
-        unsafe { (self.header().vtable.drop_join_handle)(self.raw) }
+        // SAFETY: we give up JOIN_INTEREST and our reference, and say
+        // truly whether the output is still in the slot.
+        unsafe { (self.header().vtable.drop_join_handle)(self.raw, self.output_taken) }
     }
 }
 

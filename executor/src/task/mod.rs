@@ -42,9 +42,7 @@
 //! JOIN_INTEREST  the JoinHandle exists. Cleared when it is dropped.
 //! JOIN_WAKER     the join-waker field holds the JoinHandle's waker and is
 //!                the runtime's to read (see below).
-//! CONSUMED       the JoinHandle has taken the output out of the stage slot.
-//!                Set by the handle alone (after COMPLETE); never unset.
-//! refcount       bits 7..48: number of references.
+//! refcount       bits 6..48: number of references.
 //! last worker    bits 48..64: the worker that last claimed RUNNING through
 //!                `transition_to_running` (`NO_WORKER` = u16::MAX before).
 //! ```
@@ -85,17 +83,18 @@
 //!   it into the slot the future left, before setting COMPLETE
 //!   (`transition_to_complete`, AcqRel). From then on it belongs to the
 //!   JoinHandle if JOIN_INTEREST was set at that moment, else to the runner,
-//!   which drops it at once. The handle takes it out when polled
-//!   (`transition_to_consumed` sets CONSUMED first; a poll that finds
-//!   CONSUMED already set panics rather than read the slot again). A handle
-//!   dropped *after* COMPLETE drops the output itself unless CONSUMED
+//!   which drops it at once. The handle takes it out when polled and
+//!   remembers that in a flag of its own (`output_taken`: no other party
+//!   needs to know, so it costs no atomic operation); a poll after that
+//!   panics rather than read the slot again. A handle dropped *after*
+//!   COMPLETE drops the output itself unless it took it
 //!   (`transition_to_join_handle_dropped` tells it). So the output is moved
 //!   out or dropped exactly once, by whoever owns it, and always before its
 //!   owner gives up its reference.
 //! * **The stage slot** is a union with no discriminant, so which member is
 //!   live follows from the state word: while no one holds RUNNING, the
 //!   future is live iff the task is not COMPLETE, and the output is live
-//!   iff COMPLETE, JOIN_INTEREST and not CONSUMED (in between, only the
+//!   iff COMPLETE, JOIN_INTEREST and not taken by the handle (in between, only the
 //!   RUNNING holder, or the output's owner while it drops it, knows). The
 //!   union drops nothing itself. `dealloc` (refcount zero, so JOIN_INTEREST
 //!   is clear and nobody holds RUNNING) drops the future if the task is not

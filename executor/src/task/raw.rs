@@ -72,7 +72,7 @@ pub(crate) struct Vtable {
     /// pointer if the output is ready, else registers the waker.
     pub(crate) try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
     /// Drops the `JoinHandle` (consumes its reference).
-    pub(crate) drop_join_handle: unsafe fn(NonNull<Header>),
+    pub(crate) drop_join_handle: unsafe fn(NonNull<Header>, bool),
     /// Runtime shutdown, called by whoever removed the task from the owned
     /// list (consumes that list's reference). Waits for the task's context
     /// until the deadline.
@@ -194,7 +194,7 @@ where
     ///
     /// # Safety
     /// The caller owns the output and it is still there (the `JoinHandle`,
-    /// which saw COMPLETE with JOIN_INTEREST and set CONSUMED first).
+    /// which saw COMPLETE with JOIN_INTEREST and had not taken it yet).
     pub(crate) unsafe fn take_output(&self) -> Result<F::Output, JoinError> {
         // SAFETY: the caller owns the output, which is the live member.
         self.stage

@@ -3,8 +3,8 @@
 //! One `u64`:
 //!
 //! ```text
-//! bits  0..7    flags (RUNNING ... CONSUMED)
-//! bits  7..48   reference count (41 bits)
+//! bits  0..6    flags (RUNNING ... JOIN_WAKER)
+//! bits  6..48   reference count (42 bits)
 //! bits 48..64   last worker: index of the worker that last claimed RUNNING
 //!               through `transition_to_running`, NO_WORKER before that
 //! ```
@@ -13,17 +13,13 @@ use std::fmt;
 
 use crate::sync::{AtomicU64, Ordering};
 
-pub(crate) const RUNNING: u64 = 0b000_0001;
-pub(crate) const COMPLETE: u64 = 0b000_0010;
-pub(crate) const NOTIFIED: u64 = 0b000_0100;
-pub(crate) const CANCELLED: u64 = 0b000_1000;
-pub(crate) const JOIN_INTEREST: u64 = 0b001_0000;
-pub(crate) const JOIN_WAKER: u64 = 0b010_0000;
-/// The `JoinHandle` has taken the output out of the stage slot (set by the
-/// handle alone, after COMPLETE): a later poll of the handle panics instead
-/// of reading the slot again, and dropping the handle drops nothing.
-pub(crate) const CONSUMED: u64 = 0b100_0000;
-const REF_SHIFT: u32 = 7;
+pub(crate) const RUNNING: u64 = 0b00_0001;
+pub(crate) const COMPLETE: u64 = 0b00_0010;
+pub(crate) const NOTIFIED: u64 = 0b00_0100;
+pub(crate) const CANCELLED: u64 = 0b00_1000;
+pub(crate) const JOIN_INTEREST: u64 = 0b01_0000;
+pub(crate) const JOIN_WAKER: u64 = 0b10_0000;
+const REF_SHIFT: u32 = 6;
 const REF_ONE: u64 = 1 << REF_SHIFT;
 const FLAGS: u64 = REF_ONE - 1;
 const WORKER_SHIFT: u32 = 48;
@@ -33,7 +29,7 @@ const WORKER_MASK: u64 = !(REF_MASK | FLAGS);
 /// Making a reference when the count is already this high panics. The half
 /// of the count's field above it is head-room: the unconditional
 /// `fetch_add` of `State::ref_inc` checks after incrementing, and it would
-/// take 2^40 more increments, each of them panicking, to carry into the
+/// take 2^41 more increments, each of them panicking, to carry into the
 /// worker bits.
 const REF_COUNT_LIMIT: u64 = 1 << (REF_BITS - 1);
 
@@ -93,9 +89,6 @@ impl Snapshot {
     pub(crate) fn is_join_waker_set(self) -> bool {
         self.0 & JOIN_WAKER != 0
     }
-    pub(crate) fn is_consumed(self) -> bool {
-        self.0 & CONSUMED != 0
-    }
     pub(crate) fn ref_count(self) -> u64 {
         (self.0 & REF_MASK) >> REF_SHIFT
     }
@@ -134,7 +127,6 @@ impl fmt::Debug for Snapshot {
             .field("cancelled", &self.is_cancelled())
             .field("join_interest", &self.is_join_interested())
             .field("join_waker", &self.is_join_waker_set())
-            .field("consumed", &self.is_consumed())
             .field("refs", &self.ref_count())
             .field("last_worker", &self.last_worker())
             .field("flags", &(self.0 & FLAGS))
@@ -416,20 +408,9 @@ impl State {
         Snapshot(prev.0 & !JOIN_WAKER)
     }
 
-    /// The `JoinHandle`, having seen COMPLETE, takes the output out of the
-    /// stage slot. Returns the state before: if it was CONSUMED already the
-    /// output is gone (taken by an earlier poll) and the slot must not be
-    /// read.
-    pub(crate) fn transition_to_consumed(&self) -> Snapshot {
-        // Relaxed: only the JoinHandle reads CONSUMED (its own write, in
-        // program order); the output itself was acquired with COMPLETE.
-        let prev = Snapshot(self.0.fetch_or(CONSUMED, Ordering::Relaxed));
-        debug_assert!(prev.is_complete() && prev.is_join_interested(), "{prev:?}");
-        prev
-    }
-
-    /// The `JoinHandle` is dropped.
-    pub(crate) fn transition_to_join_handle_dropped(&self) -> JoinDropped {
+    /// The `JoinHandle` is dropped; `output_taken` says whether it took the
+    /// output out of the slot already (a poll returned it).
+    pub(crate) fn transition_to_join_handle_dropped(&self, output_taken: bool) -> JoinDropped {
         self.update(|curr| {
             debug_assert!(curr.is_join_interested());
             let mut next = curr;
@@ -437,7 +418,7 @@ impl State {
             let mut drop_output = false;
             if next.is_complete() {
                 // The output is ours to drop, unless we took it already.
-                drop_output = !next.is_consumed();
+                drop_output = !output_taken;
             } else {
                 // Take exclusive access to the waker back.
                 next.unset(JOIN_WAKER);
@@ -484,7 +465,7 @@ mod tests {
         let prev = s.transition_to_complete();
         assert!(prev.is_running());
         assert!(s.load().is_complete());
-        let d = s.transition_to_join_handle_dropped();
+        let d = s.transition_to_join_handle_dropped(false);
         assert!(d.drop_output && d.drop_waker);
         assert!(!s.transition_to_terminal(2));
         assert!(s.transition_to_terminal(1));
@@ -571,14 +552,12 @@ mod tests {
     }
 
     #[test]
-    fn the_handle_consumes_the_output_once() {
+    fn a_handle_that_took_the_output_drops_nothing() {
         let s = State::new();
         assert_eq!(run(&s), ToRunning::Success);
         assert!(s.transition_to_complete().is_join_interested());
-        assert!(!s.transition_to_consumed().is_consumed());
-        assert!(s.transition_to_consumed().is_consumed());
         // Dropping the handle after it took the output drops nothing.
-        let d = s.transition_to_join_handle_dropped();
+        let d = s.transition_to_join_handle_dropped(true);
         assert!(!d.drop_output && d.drop_waker);
         assert!(!s.transition_to_terminal(1));
     }
