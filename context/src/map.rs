@@ -2,7 +2,7 @@
 //!
 //! A hash array mapped trie (HAMT), the structure CPython's `Python/hamt.c`
 //! uses for the same job: keys are variable ids, hashed to 32 bits and
-//! consumed 6 bits per level, so each branch has up to 64 slots. Two keys
+//! consumed 7 bits per level, so each branch has up to 128 slots. Two keys
 //! whose 32-bit hashes are equal share a collision node.
 //!
 //! * **A map is one word:** `Option<ThinArc<Header, Slot>>`, a thin pointer
@@ -14,23 +14,28 @@
 //!   count, header, then its slots inline (triomphe's `ThinArc`: a header and
 //!   a slice behind one thin pointer). A lookup is one dependent load per
 //!   level: no `Vec` in between.
-//! * **No popcount:** the header maps each of the 64 indices to the position
+//! * **No popcount:** the header maps each of the 128 indices to the position
 //!   of its slot (a byte each, `NONE` for no slot), instead of the usual
 //!   bitmap and popcount: the default x86-64 target has no `popcnt`
 //!   instruction, and the dozen instructions that stand in for it cost as
-//!   much as the rest of a lookup. So a lookup is: take 6 bits of the
+//!   much as the rest of a lookup. So a lookup is: take 7 bits of the
 //!   hash, read that index's byte, compare the key in that slot. Slots are
 //!   kept in the order they were bound; an unbound key's slot is refilled
 //!   from the last one.
-//! * **Flat up to 64 bindings:** the root is 64-way, and the hash keeps the
-//!   id's own low bits ([`MixHash`]): ids come from a counter, so the ones
-//!   bound together tend to be consecutive, and any 64 consecutive ids take
-//!   64 different root slots. A map of up to 64 such bindings is then one
-//!   level deep, and a lookup or a replacement costs the same with one
-//!   binding as with 64. (There is no separate flat root for small maps any
-//!   more: scanning sixteen keys is only faster when the key read is the
-//!   first one, and it costs a branch on every lookup.)
-//! * **Spare slots:** a branch grows to a power of two of slots (at most 64),
+//! * **Flat for the first 128 variables:** the root is 128-way, and the
+//!   hash keeps the id's own low bits ([`IdHash`]): ids come from a
+//!   counter, so any 128 consecutive ids take 128 different root slots. In
+//!   a program with up to 128 variables every map is one level deep, and a
+//!   lookup or a replacement costs the same with one binding as with 64,
+//!   whatever order the variables were first used in. (With a 64-way root,
+//!   64 variables whose ids were interleaved with 64 others' — two families
+//!   of variables used in turns — put a third of them one level down, and
+//!   a `set` + `reset` of one of those took twice as long; the wider root
+//!   costs 64 bytes of header per branch and nothing per lookup.) There is
+//!   no separate flat root for small maps: scanning sixteen keys is only
+//!   faster when the key read is the first one, and it costs a branch on
+//!   every lookup.
+//! * **Spare slots:** a branch grows to a power of two of slots (at most 128),
 //!   the unused ones `Free` at the end, so binding a new key in an unshared
 //!   branch with room, or unbinding one, allocates nothing either.
 //! * **Copy is O(1):** cloning a map is a pointer copy plus one
@@ -45,7 +50,7 @@
 //!   is one load): replacing a bound value in an unshared map allocates
 //!   nothing and moves no node.
 //! * **Reads take no lock and write nothing:** a lookup is a loop of at most
-//!   six steps down a path of immutable nodes.
+//!   five steps down a path of immutable nodes.
 //!
 //! Nodes are reference-counted with `triomphe`, which has no weak count:
 //! checking that a node is unshared (to update it in place) is one load, and
@@ -56,7 +61,7 @@
 //! entry, and its header the map's length (other branches' holds 0); every
 //! other branch holds at least two entries in its subtree, and never a lone
 //! leaf or collision node (after a removal, that is pulled up into the
-//! parent's slot); a branch has at most 64 slots, its first `count` slots
+//! parent's slot); a branch has at most 128 slots, its first `count` slots
 //! are occupied and the rest `Free`, and `pos` maps the indices in use one
 //! to one onto the occupied slots; every entry sits where its hash leads; a
 //! collision node holds at least two entries, all of one hash.
@@ -64,6 +69,7 @@
 use std::any::Any;
 use std::marker::PhantomData;
 use std::mem;
+use std::ptr::NonNull;
 
 use triomphe::{Arc, HeaderSliceWithLengthProtected, ThinArc};
 
@@ -78,31 +84,33 @@ pub(crate) struct Entry {
     pub(crate) value: Value,
 }
 
-/// The hash a map uses for its keys. Production code uses [`MixHash`]; the
+/// The hash a map uses for its keys. Production code uses [`IdHash`]; the
 /// tests plug in degenerate hashes to force collisions and deep tries.
 pub(crate) trait KeyHash {
     fn hash(key: u64) -> u32;
 }
 
-/// The id itself, its high half folded onto the low one. Ids come from a
-/// counter, so the ones bound in a context tend to be consecutive, and
-/// consecutive ids differ in their low bits, which the trie reads first: 64
-/// consecutive ids (below 2^32: a counter of variables gets no further) take
-/// different root slots, and 4096 fit in two levels. (Fibonacci hashing, used
+/// The id's low 32 bits. Ids come from a counter, so the ones bound in a
+/// context tend to be consecutive, and consecutive ids differ in their low
+/// bits, which the trie reads first: 128 consecutive ids take different root
+/// slots, and 16384 fit in two levels. (A counter of variables never passes
+/// 2^32; if it did, ids 2^32 apart would share a collision node — correct,
+/// only slower. Folding the high half in cost three instructions of every
+/// lookup, a twentieth of a `get`.) (Fibonacci hashing, used
 /// before, puts 6 of the ids 1..=64 in shared slots, id 1 among them, one
 /// level down: 40% more per `set` + `reset`, 60% more per `get`.)
-pub(crate) struct MixHash;
+pub(crate) struct IdHash;
 
-impl KeyHash for MixHash {
+impl KeyHash for IdHash {
     #[inline(always)]
     fn hash(key: u64) -> u32 {
-        (key ^ (key >> 32)) as u32
+        key as u32
     }
 }
 
-/// Hash bits consumed per level: branches are 64-way. Levels start at shifts
-/// 0, 6, …, 30 (the last one sees two bits).
-const BITS: u32 = 6;
+/// Hash bits consumed per level: branches are 128-way. Levels start at
+/// shifts 0, 7, 14, 21 and 28 (the last one sees four bits).
+const BITS: u32 = 7;
 const MASK: u32 = (1 << BITS) - 1;
 /// The most slots a branch can have.
 const FANOUT: usize = 1 << BITS;
@@ -116,7 +124,7 @@ struct Header {
     len: usize,
     /// Occupied slots: the first `count` ones; the rest are `Free`.
     count: u8,
-    /// For each index (6 bits of hash), the position of its slot, or `NONE`.
+    /// For each index (7 bits of hash), the position of its slot, or `NONE`.
     pos: [u8; FANOUT],
 }
 
@@ -240,7 +248,7 @@ fn reallocate(node: &mut Node, need: usize) {
 
 /// A persistent map from variable ids to values: one word, the root branch
 /// (`None` when the map is empty).
-pub(crate) struct Map<H: KeyHash = MixHash> {
+pub(crate) struct Map<H: KeyHash = IdHash> {
     root: Option<Node>,
     _hash: PhantomData<fn() -> H>,
 }
@@ -369,6 +377,21 @@ impl<H: KeyHash> Map<H> {
         name: &'static str,
         value: Value,
     ) -> Option<Value> {
+        // A key bound deeper, on a path this map alone owns: found without
+        // the value in hand, which is then swapped in here (passed down, it
+        // would be spilled and reloaded in a piece of another size: the
+        // stall described in `insert`).
+        if let Some(mut slot) = self
+            .root
+            .as_mut()
+            .and_then(|root| unshared_value(root, 0, hash, key))
+        {
+            // SAFETY: `slot` points into a branch that this map alone owns
+            // (every branch on the path was unique) and that nothing has
+            // touched since `unshared_value` returned; `&mut self` keeps it
+            // so.
+            return Some(mem::replace(unsafe { slot.as_mut() }, value));
+        }
         match &mut self.root {
             Some(root) => insert_at::<H>(root, 0, hash, key, name, value),
             None => {
@@ -456,14 +479,31 @@ impl<H: KeyHash> Map<H> {
         }
     }
 
-    #[cfg(test)]
-    fn ptr_eq(&self, other: &Self) -> bool {
+    /// Whether the two maps share their root (or are both empty).
+    #[cfg(any(test, debug_assertions, loom))]
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
         match (&self.root, &other.root) {
             (None, None) => true,
             (Some(a), Some(b)) => a.ptr() == b.ptr(),
             _ => false,
         }
     }
+}
+
+/// Where the value of `key` is, if `key` is bound in the subtree of `node`
+/// (a branch at `shift`) and every branch on its path, `node` included, is
+/// owned by this map alone, so that the value may be replaced in place.
+#[inline(never)]
+fn unshared_value(node: &mut Node, shift: u32, hash: u32, key: u64) -> Option<NonNull<Value>> {
+    node.with_arc_mut(|arc| {
+        let node = Arc::get_mut(arc)?;
+        let pos = node.header().pos[index(hash, shift)];
+        match node.slice_mut().get_mut(usize::from(pos))? {
+            Slot::Leaf(entry) if entry.key == key => Some(NonNull::from(&mut entry.value)),
+            Slot::Link(Link::Branch(child)) => unshared_value(child, shift + BITS, hash, key),
+            _ => None,
+        }
+    })
 }
 
 /// The root of a map of one binding, with room for a second.
@@ -885,12 +925,12 @@ mod tests {
 
         #[test]
         fn matches_btreemap_mixed_hash(ops in ops(3_000)) {
-            check_against_model::<MixHash>(&ops);
+            check_against_model::<IdHash>(&ops);
         }
 
         #[test]
         fn matches_btreemap_small_keyspace(ops in ops(40)) {
-            check_against_model::<MixHash>(&ops);
+            check_against_model::<IdHash>(&ops);
         }
 
         #[test]
@@ -1014,7 +1054,7 @@ mod tests {
                 check(snapshot, expected);
             }
         }
-        run::<MixHash>();
+        run::<IdHash>();
         run::<FourBuckets>();
         run::<Deep>();
         run::<Identity>();
@@ -1022,8 +1062,8 @@ mod tests {
 
     #[test]
     fn consecutive_ids_sit_at_depth_one() {
-        // What the 64-way root is for (see the module docs).
-        fn leaves_at_root(keys: std::ops::RangeInclusive<u64>) -> usize {
+        // What the 128-way root is for (see the module docs).
+        fn leaves_at_root(keys: impl IntoIterator<Item = u64>) -> usize {
             let mut map: Map = Map::new();
             for k in keys {
                 insert(&mut map, k, k);
@@ -1036,7 +1076,11 @@ mod tests {
         }
         assert_eq!(leaves_at_root(1..=16), 16);
         assert_eq!(leaves_at_root(1..=64), 64);
-        assert_eq!(leaves_at_root(1000..=1063), 64);
+        assert_eq!(leaves_at_root(1..=128), 128);
+        assert_eq!(leaves_at_root(1000..=1127), 128);
+        // 64 variables whose ids are interleaved with 64 others' (ids are
+        // assigned on first use: two families of variables used in turns).
+        assert_eq!(leaves_at_root((1..=127).step_by(2)), 64);
     }
 
     #[test]
@@ -1051,17 +1095,37 @@ mod tests {
         assert_eq!(map.remove(2).map(|v| value_of(&v)), Some(2));
         assert_eq!(root_ptr(&map), root);
 
-        for k in 1..=64 {
+        // A full root: 129 shares key 1's index, so it goes one level down
+        // into that slot, and the root itself is written in place.
+        for k in 1..=128 {
             insert(&mut map, k, k);
         }
         let root = root_ptr(&map);
-        for k in 1..=64 {
+        for k in 1..=128 {
             assert_eq!(insert(&mut map, k, k + 1), Some(k));
         }
-        assert_eq!(insert(&mut map, 65, 65), None);
-        assert_eq!(map.remove(65).map(|v| value_of(&v)), Some(65));
+        assert_eq!(insert(&mut map, 129, 129), None);
+        // Replacing a value one level down writes it in place as well.
+        let branch = match &map.root.as_ref().unwrap().slice[0] {
+            Slot::Link(Link::Branch(branch)) => branch.ptr(),
+            _ => panic!("keys 1 and 129 share a branch"),
+        };
+        assert_eq!(insert(&mut map, 129, 130), Some(129));
+        assert_eq!(insert(&mut map, 1, 3), Some(2));
+        assert!(matches!(&map.root.as_ref().unwrap().slice[0],
+            Slot::Link(Link::Branch(b)) if b.ptr() == branch));
+        assert_eq!(map.remove(129).map(|v| value_of(&v)), Some(130));
         assert_eq!(root_ptr(&map), root);
         check_invariants(&map);
+
+        // But not once a copy shares the path: the copy keeps its values.
+        assert_eq!(insert(&mut map, 129, 129), None);
+        let copy = map.clone();
+        assert_eq!(insert(&mut map, 129, 130), Some(129));
+        assert_eq!(copy.get(129).map(value_of), Some(129));
+        assert_eq!(map.get(129).map(value_of), Some(130));
+        check_invariants(&map);
+        check_invariants(&copy);
     }
 
     #[test]
@@ -1076,7 +1140,7 @@ mod tests {
         assert_ne!(ra.ptr(), rb.ptr());
         let count = usize::from(header(ra).count);
         assert_eq!(count, usize::from(header(rb).count));
-        let on_path = usize::from(header(ra).pos[index(MixHash::hash(5), 0)]);
+        let on_path = usize::from(header(ra).pos[index(IdHash::hash(5), 0)]);
         for (pos, (sa, sb)) in ra.slice.iter().zip(rb.slice.iter()).take(count).enumerate() {
             let shared = match (sa, sb) {
                 (Slot::Leaf(x), Slot::Leaf(y)) => std::sync::Arc::ptr_eq(&x.value, &y.value),
@@ -1106,7 +1170,7 @@ mod tests {
             depth += 1;
             slot = node.slice[0].clone();
         }
-        assert_eq!(depth, 5, "branches at shifts 6, 12, 18, 24 and 30");
+        assert_eq!(depth, 4, "branches at shifts 7, 14, 21 and 28");
         assert!(matches!(slot, Slot::Link(Link::Collision(_))));
         assert_eq!(map.get(4).map(value_of), Some(4));
         assert_eq!(map.get(8).map(value_of), Some(8));
