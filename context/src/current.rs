@@ -19,10 +19,22 @@
 //!   compiler copies in pieces, and reading them back in one piece stalls the
 //!   store buffer — that cost more than everything else in `run` together.
 //!
+//! * The slot also keeps a *view*: a non-owning copy of the root pointer of
+//!   whichever map is current (the private copy, else the context's cell's,
+//!   else the empty map), refreshed whenever that changes — after a write,
+//!   on entering and on leaving — so that a read does not have to find out
+//!   where the bindings are.
+//! * `Current` has no destructor, so `CURRENT` is a thread-local that the
+//!   standard library never has to check or register; what the slot owns is
+//!   freed at thread exit by a second thread-local, [`Cleanup`].
+//!
 //! `VAR.get()` is therefore: one thread-local access, a `RefCell` borrow
-//! flag, and a lookup in the map — no atomic operation at all.
+//! flag, one pointer load, and a lookup in the map — no atomic operation at
+//! all.
 
 use std::cell::RefCell;
+use std::mem::{self, ManuallyDrop};
+use std::ops::{Deref, DerefMut};
 use std::ptr;
 
 use crate::context::ContextCell;
@@ -39,36 +51,56 @@ pub(crate) struct Current {
     id: u64,
     /// Private writes not yet published into `ctx` (for a base context
     /// without a cell: all its bindings); `None` = read `ctx`'s cell.
-    map: Option<Map>,
+    /// Dropped by [`Cleanup`] (see there for why not by `Current`).
+    map: ManuallyDrop<Option<Map>>,
     /// The base context's cell, once it exists (from `Box::into_raw`, freed
     /// when the slot is dropped; null before). Never shared: no handle to it
     /// exists, so only this thread ever touches it. A raw pointer, not a
     /// `Box`: `ctx` points into it, and a `Box` asserts it is unaliased.
+    /// Freed by [`Cleanup`].
     base: *mut ContextCell,
-}
-
-impl Drop for Current {
-    fn drop(&mut self) {
-        if !self.base.is_null() {
-            // SAFETY: `base` came from `Box::into_raw` in `set_aside` and is
-            // freed only here, once; the slot is going away, so nothing reads
-            // through `ctx` any more.
-            drop(unsafe { Box::from_raw(self.base) });
-        }
-    }
+    /// What reads read: a copy of the current bindings' root pointer —
+    /// `map` if it is set, else `ctx`'s map, else the empty map — that does
+    /// not own a reference (never dropped, never written through). Its
+    /// owner keeps it alive; every change of owner or of root refreshes it
+    /// (`sync_view`, `reset_view`). A `get` then loads one pointer, not the
+    /// `map` discriminant, then `ctx`, then the cell's map.
+    view: ManuallyDrop<Map>,
 }
 
 impl Current {
     const BASE: Current = Current {
         ctx: ptr::null(),
         id: 0,
-        map: None,
+        map: ManuallyDrop::new(None),
         base: ptr::null_mut(),
+        view: ManuallyDrop::new(Map::new()),
     };
 
+    /// Runs `f` on the current bindings (through `view`).
     #[inline]
     pub(crate) fn with_map<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
-        match &self.map {
+        // Under loom the read goes the long way, so that the model checker
+        // sees every access to an entered context's cell; there, and with
+        // debug assertions, the two ways are checked to agree.
+        #[cfg(loom)]
+        {
+            self.bindings(|map| assert!(map.ptr_eq(&self.view), "stale view"));
+            self.bindings(f)
+        }
+        #[cfg(not(loom))]
+        {
+            #[cfg(debug_assertions)]
+            self.bindings(|map| debug_assert!(map.ptr_eq(&self.view), "stale view"));
+            f(&self.view)
+        }
+    }
+
+    /// Runs `f` on the current bindings where they are owned: the private
+    /// map, else the current context's cell, else the empty map.
+    #[inline]
+    fn bindings<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
+        match &*self.map {
             Some(map) => f(map),
             None if self.ctx.is_null() => f(&Map::new()),
             // SAFETY: a non-null `ctx` is either a context this thread has
@@ -83,14 +115,32 @@ impl Current {
     }
 
     /// The bindings, for writing: on the first write after entering, this
-    /// takes a private copy (an `Arc` clone) of the context's map.
+    /// takes a private copy (an `Arc` clone) of the context's map. The guard
+    /// points `view` at the result when it drops (also if the write panics).
     #[inline]
-    pub(crate) fn map_mut(&mut self) -> &mut Map {
+    pub(crate) fn map_mut(&mut self) -> MapWriter<'_> {
         if self.map.is_none() {
-            let copy = self.with_map(Map::clone);
-            self.map = Some(copy);
+            self.private_copy();
         }
-        self.map.as_mut().expect("just filled")
+        MapWriter(self)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn private_copy(&mut self) {
+        // Whatever the slot holds from now on must be dropped with the
+        // thread: have `Cleanup` registered first.
+        if CLEANUP.try_with(|_| ()).is_err() {
+            panic!("baton: cannot set a ContextVar while the thread is exiting");
+        }
+        let copy = self.bindings(Map::clone);
+        *self.map = Some(copy);
+    }
+
+    /// Points `view` at the bindings, after `ctx` or `map` changed.
+    #[inline]
+    fn reset_view(&mut self) {
+        self.view = self.bindings(alias);
     }
 
     /// The identity tokens record; assigned on first use, since most
@@ -128,8 +178,84 @@ impl Current {
     }
 }
 
+/// Write access to the slot's private map; see [`Current::map_mut`].
+pub(crate) struct MapWriter<'a>(&'a mut Current);
+
+impl Deref for MapWriter<'_> {
+    type Target = Map;
+    #[inline]
+    fn deref(&self) -> &Map {
+        self.0.map.as_ref().expect("`map_mut` made a private map")
+    }
+}
+
+impl DerefMut for MapWriter<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Map {
+        self.0.map.as_mut().expect("`map_mut` made a private map")
+    }
+}
+
+impl Drop for MapWriter<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.view = alias(self);
+    }
+}
+
+/// A copy of `map` that does not own a reference (see `Current::view`).
+#[inline(always)]
+fn alias(map: &Map) -> ManuallyDrop<Map> {
+    // SAFETY: a bitwise copy of the root pointer; wrapped in `ManuallyDrop`
+    // it never releases the reference it does not own, and it is only read
+    // while the map it copies keeps the root alive (see `Current::view`).
+    ManuallyDrop::new(unsafe { ptr::read(map) })
+}
+
 current_thread_local! {
     static CURRENT: RefCell<Current> = RefCell::new(Current::BASE);
+}
+
+/// Frees what the thread's slot holds, when the thread exits.
+///
+/// `Current` itself has no destructor, so that `CURRENT` is a thread-local
+/// without one: the standard library then registers nothing and checks no
+/// state when it is accessed, and `VAR.get()` saves a load and a branch.
+/// (It also stays readable to the very end of the thread, for destructors
+/// of other thread-locals that read context variables.) Its owned parts are
+/// freed by this guard instead, a second thread-local that is touched
+/// (registering its destructor) whenever the slot takes a private map —
+/// the only way it comes to own anything.
+struct Cleanup;
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let owned = CURRENT.try_with(|current| {
+            let mut current = current.borrow_mut();
+            let map = current.map.take();
+            let base = mem::replace(&mut current.base, ptr::null_mut());
+            if ptr::eq(current.ctx, base) {
+                current.ctx = ptr::null();
+            }
+            current.reset_view();
+            (map, base)
+        });
+        if let Ok((map, base)) = owned {
+            // Dropped outside the borrow: a value's destructor may read
+            // context variables (and sees an empty context).
+            drop(map);
+            if !base.is_null() {
+                // SAFETY: `base` came from `Box::into_raw` in `set_aside`,
+                // and the slot no longer points to it: this is the only
+                // owner left.
+                drop(unsafe { Box::from_raw(base) });
+            }
+        }
+    }
+}
+
+current_thread_local! {
+    static CLEANUP: Cleanup = Cleanup;
 }
 
 const REENTRANT: &str = "baton: the current context was modified while it was being read \
@@ -209,6 +335,7 @@ impl Entered {
             current.ctx = inner;
             // SAFETY: alive (see `enter`).
             current.id = unsafe { (*inner).entry.id() };
+            current.reset_view();
             (outer, replaced)
         });
         match swapped {
@@ -232,7 +359,9 @@ impl Drop for Entered {
             .try_with(|current| {
                 let mut current = current.borrow_mut();
                 (current.ctx, current.id) = self.outer;
-                current.map.take()
+                let written = current.map.take();
+                current.reset_view();
+                written
             })
             .ok()
             .flatten();

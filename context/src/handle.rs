@@ -17,7 +17,6 @@
 //! models see plain allocations; the count is data, not protocol (see
 //! `sync.rs`), and stays a `std` atomic.
 
-use std::cell::Cell;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
@@ -25,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use crate::context::SharedCell;
 
 /// How many freed handles a thread keeps for reuse.
+#[cfg(not(loom))]
 const POOL_CAP: usize = 32;
 
 struct Inner {
@@ -133,6 +133,7 @@ impl Drop for Handle {
 #[cfg(not(loom))]
 mod pool {
     use super::*;
+    use std::cell::Cell;
 
     /// A free allocation, linked through its own storage.
     struct Free {

@@ -197,7 +197,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             if current.id() != context {
                 return Err(ContextError::WrongContext);
             }
-            let map = current.map_mut();
+            let mut map = current.map_mut();
             Ok(match old {
                 Some(value) => map.insert(key, self.name, value),
                 None => map.remove(key),

@@ -396,3 +396,55 @@ fn a_threads_base_context_keeps_its_bindings_and_tokens_across_nested_runs() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn a_threads_base_bindings_are_dropped_when_the_thread_exits() {
+    struct Probe(#[allow(dead_code)] Arc<()>);
+    static VAR: ContextVar<Probe> = ContextVar::new("probe");
+    let alive = Arc::new(());
+    // Bindings held only by the thread's slot.
+    let probe = alive.clone();
+    thread::spawn(move || {
+        let _ = VAR.set(Probe(probe));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(Arc::strong_count(&alive), 1);
+    // Bindings published into the base context's own cell by a nested run,
+    // plus later private writes on top.
+    let (first, second) = (alive.clone(), alive.clone());
+    thread::spawn(move || {
+        let _ = VAR.set(Probe(first));
+        Context::new().run(|| ());
+        let _ = B.set(1);
+        let _ = VAR.set(Probe(second));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(Arc::strong_count(&alive), 1);
+}
+
+#[test]
+fn a_thread_local_destructor_may_read_context_vars() {
+    struct ReadsOnExit(std::sync::mpsc::Sender<Option<i32>>);
+    impl Drop for ReadsOnExit {
+        fn drop(&mut self) {
+            let _ = self.0.send(A.get());
+        }
+    }
+    std::thread_local! {
+        static ON_EXIT: std::cell::RefCell<Option<ReadsOnExit>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        ON_EXIT.with(|slot| *slot.borrow_mut() = Some(ReadsOnExit(tx)));
+        let _ = A.set(5);
+    })
+    .join()
+    .unwrap();
+    // Whichever destructor runs first, the read neither panics nor hangs: it
+    // sees the binding, or (after the slot's cleanup) an empty context.
+    let seen = rx.recv().expect("the destructor ran");
+    assert!(matches!(seen, Some(5) | None), "{seen:?}");
+}
