@@ -140,7 +140,24 @@ impl Current {
     /// Points `view` at the bindings, after `ctx` or `map` changed.
     #[inline]
     fn reset_view(&mut self) {
-        self.view = self.bindings(alias);
+        self.view = match &*self.map {
+            Some(map) => alias(map),
+            None => self.cell_view(),
+        };
+    }
+
+    /// A view of `ctx`'s map (the empty map if `ctx` is null), for when the
+    /// slot has no private map: on entering and on leaving a context.
+    #[inline(always)]
+    fn cell_view(&self) -> ManuallyDrop<Map> {
+        debug_assert!(self.map.is_none());
+        if self.ctx.is_null() {
+            ManuallyDrop::new(Map::new())
+        } else {
+            // SAFETY: a non-null `ctx` is alive and written only by this
+            // thread (see `bindings`).
+            unsafe { (*self.ctx).map.with(|map| alias(&*map)) }
+        }
     }
 
     /// The identity tokens record; assigned on first use, since most
@@ -335,7 +352,7 @@ impl Entered {
             current.ctx = inner;
             // SAFETY: alive (see `enter`).
             current.id = unsafe { (*inner).entry.id() };
-            current.reset_view();
+            current.view = current.cell_view();
             (outer, replaced)
         });
         match swapped {
@@ -360,7 +377,7 @@ impl Drop for Entered {
                 let mut current = current.borrow_mut();
                 (current.ctx, current.id) = self.outer;
                 let written = current.map.take();
-                current.reset_view();
+                current.view = current.cell_view();
                 written
             })
             .ok()

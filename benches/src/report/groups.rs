@@ -16,7 +16,7 @@ use crate::workloads::bridge::{
     par_sum_in_context_reading, par_sum_plain, rayon_offload, round_trip, tokio_offload,
 };
 use crate::workloads::context::{
-    NaiveContext, TOKIO_STR, TOKIO_U64, UNBOUND, bound_context, bound_str_context, naive,
+    NaiveContext, TOKIO_STR, TOKIO_U64, U64_VARS, UNBOUND, bound_context, bound_str_context, naive,
     probe_str, probe_u64,
 };
 use crate::workloads::executor::{self as w, BusyLoad};
@@ -372,10 +372,22 @@ pub fn context(s: Settings, py: Option<&Value>) -> Vec<Workload> {
         cpython_stat(py, &["ops", "get unbound (8 bound)"]),
     );
     let mut nctx = NaiveContext::bound(8);
+    // The same bindings in a `ContextCell`: not `Sync`, so entering it needs
+    // no atomic read-modify-write (what a task's context is).
+    let cell = ContextCell::new();
+    cell.run(|| {
+        for (i, var) in U64_VARS[..8].iter().enumerate() {
+            let _ = var.set(i as u64);
+        }
+    });
+    assert_eq!(cell.len(), 8);
     push(
         "ctx.run(noop) (8 bound)".into(),
         vec![
             System::new("baton", || black_box(&ctx).run(|| black_box(()))),
+            System::new("baton ContextCell", || {
+                black_box(&cell).run(|| black_box(()))
+            }),
             System::new("tokio task_local! sync_scope", || {
                 TOKIO_U64.sync_scope(black_box(1), || black_box(()))
             }),

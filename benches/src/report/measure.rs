@@ -154,3 +154,24 @@ pub fn interleave(settings: Settings, systems: &mut [System<'_>]) -> Vec<Stats> 
         .map(|((s, v), &n)| Stats::from_samples(&s.name, v, n))
         .collect()
 }
+
+/// The cost of one uncontended atomic read-modify-write (`fetch_add`) on
+/// this machine, in ns: the median of 11 batches. Reference-counted sharing
+/// pays it per clone and per drop, so it sets the floor of `copy_context`
+/// (two of them) and of entering a `Sync` context (one).
+pub fn atomic_rmw_ns() -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const N: u32 = 2_000_000;
+    let counter = AtomicU64::new(0);
+    let mut batches: Vec<f64> = (0..11)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..N {
+                black_box(&counter).fetch_add(1, Ordering::Relaxed);
+            }
+            t.elapsed().as_secs_f64() * 1e9 / f64::from(N)
+        })
+        .collect();
+    batches.sort_by(f64::total_cmp);
+    batches[batches.len() / 2]
+}
