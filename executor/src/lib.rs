@@ -37,7 +37,9 @@
 //!   polls inside the context with `catch_unwind`; `join.rs` is
 //!   [`JoinHandle`]/[`JoinError`].
 //! * `scheduler/` — per-worker crossbeam-deque queues, a global injector,
-//!   LIFO slot, stealing, and the parking protocol (`scheduler/README.md`).
+//!   a LIFO slot per worker that idle workers rescue stranded tasks from
+//!   (`lifo.rs`), stealing, and the parking protocol
+//!   (`scheduler/README.md`).
 //! * `time/` — a timer thread over an ordered map of deadlines: [`sleep`],
 //!   [`sleep_until`], [`timeout`].
 //! * [`TaskGroup`] (`group.rs`), [`Metrics`], [`Runtime`], [`Builder`],

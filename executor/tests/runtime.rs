@@ -263,3 +263,46 @@ fn manual_workers_run_until_idle() {
     }
     rt.run_worker_until_idle(1);
 }
+
+/// A task that blocks its worker's thread right after waking or spawning
+/// another leaves that task in the worker's LIFO slot: another worker must
+/// rescue it, or the two would wait on each other for ever. (Blocking in a
+/// task is a mistake, but it must not hang the runtime.)
+#[test]
+fn a_task_left_behind_a_blocked_worker_is_rescued() {
+    if cfg!(miri) {
+        return;
+    }
+    let rt = runtime(2);
+    for round in 0..20 {
+        let ran = rt.block_on(async move {
+            let (ran_tx, ran_rx) = std::sync::mpsc::channel::<()>();
+            if round % 2 == 0 {
+                // Woken: `waiting` is parked on a channel the blocker sends on.
+                let (go_tx, go_rx) = async_channel::bounded::<()>(1);
+                let waiting = spawn(async move {
+                    let _ = go_rx.recv().await;
+                    ran_tx.send(()).unwrap();
+                });
+                let blocker = spawn(async move {
+                    go_tx.send(()).await.unwrap();
+                    ran_rx.recv_timeout(Duration::from_secs(30)).is_ok()
+                });
+                let ran = blocker.await.unwrap();
+                waiting.await.unwrap();
+                ran
+            } else {
+                // Spawned: the child is what the blocker waits for.
+                let blocker = spawn(async move {
+                    let child = spawn(async move { ran_tx.send(()).unwrap() });
+                    let ran = ran_rx.recv_timeout(Duration::from_secs(30)).is_ok();
+                    (ran, child)
+                });
+                let (ran, child) = blocker.await.unwrap();
+                child.await.unwrap();
+                ran
+            }
+        });
+        assert!(ran, "round {round}: the stranded task was never run");
+    }
+}

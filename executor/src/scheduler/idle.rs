@@ -13,6 +13,11 @@ pub(crate) struct Idle {
     /// Indices of the parked workers. Changed only together with `state`,
     /// under this lock.
     sleepers: Mutex<Vec<usize>>,
+    /// Parked workers that will wake by a deadline to look at the LIFO
+    /// slots (`README.md`, "The LIFO slot and stranded tasks").
+    watching: AtomicUsize,
+    /// Parked workers that sleep without a deadline.
+    indefinite: AtomicUsize,
 }
 
 fn searching(state: usize) -> usize {
@@ -30,7 +35,51 @@ impl Idle {
             state: AtomicUsize::new(num_workers * UNPARK_ONE),
             num_workers,
             sleepers: Mutex::new(Vec::with_capacity(num_workers)),
+            watching: AtomicUsize::new(0),
+            indefinite: AtomicUsize::new(0),
         }
+    }
+
+    /// After a put into an empty LIFO slot: true if a worker sleeps
+    /// without a deadline and nobody searches or watches, so that a parked
+    /// worker must be woken to watch the slot. SeqCst loads, after the put's
+    /// SeqCst store (the argument is in the README). While any worker is
+    /// busy, parking workers watch rather than sleep for good, so this is
+    /// one load of a counter that stays zero.
+    #[inline]
+    pub(crate) fn lifo_needs_watcher(&self) -> bool {
+        self.indefinite.load(Ordering::SeqCst) > 0
+            && self.watching.load(Ordering::SeqCst) == 0
+            && searching(self.state.load(Ordering::SeqCst)) == 0
+    }
+
+    /// A parking worker is about to sleep without a deadline (it then looks
+    /// at the slots and the other workers once more).
+    pub(crate) fn begin_indefinite(&self) {
+        self.indefinite.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// It woke up, or decided to watch after all.
+    pub(crate) fn end_indefinite(&self) {
+        let prev = self.indefinite.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(prev > 0);
+    }
+
+    /// Whether any other worker is unparked (called by a parking worker,
+    /// after its own decrement).
+    pub(crate) fn others_unparked(&self) -> bool {
+        unparked(self.state.load(Ordering::SeqCst)) > 0
+    }
+
+    /// A worker about to park will wake by a deadline to watch LIFO slots.
+    pub(crate) fn start_watching(&self) {
+        self.watching.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The watching worker woke up.
+    pub(crate) fn stop_watching(&self) {
+        let prev = self.watching.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(prev > 0);
     }
 
     /// Nobody is searching and somebody is parked. The caller has issued a

@@ -2,6 +2,7 @@
 //! `README.md` next to this file.
 
 pub(crate) mod idle;
+pub(crate) mod lifo;
 pub(crate) mod owned;
 pub(crate) mod queue;
 pub(crate) mod worker;
@@ -20,6 +21,7 @@ use crate::task::raw::{Header, TaskContext};
 use crate::task::{Cell, JoinHandle, Notified};
 use crate::time::Driver;
 use idle::Idle;
+use lifo::LifoSlot;
 use owned::OwnedTasks;
 use queue::{Injector, Local, Stealer};
 
@@ -37,6 +39,11 @@ pub(crate) struct WorkerStats {
 /// What other threads see of a worker.
 pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Notified>,
+    /// The worker's LIFO slot (`lifo.rs`): its owner's, but rescued by other
+    /// workers if the owner is stuck in a poll. On a cache line of its own:
+    /// its owner writes it on nearly every wake, while other workers read
+    /// the fields around it to steal and to unpark.
+    pub(crate) lifo: CachePadded<LifoSlot>,
     pub(crate) parker: Parker,
     pub(crate) stats: CachePadded<WorkerStats>,
 }
@@ -67,6 +74,7 @@ impl Shared {
             .iter()
             .map(|local| Remote {
                 stealer: local.stealer(),
+                lifo: CachePadded::new(LifoSlot::new()),
                 parker: Parker::new(),
                 stats: CachePadded::new(WorkerStats::default()),
             })
@@ -203,6 +211,17 @@ impl Shared {
         }
     }
 
+    /// After a put into the calling worker's empty LIFO slot: wakes a
+    /// parked worker if every parked worker sleeps without a deadline and
+    /// nobody is searching (see `README.md`, "The LIFO slot and stranded
+    /// tasks").
+    #[inline]
+    pub(crate) fn notify_for_lifo(&self) {
+        if self.idle.lifo_needs_watcher() {
+            self.notify_parked();
+        }
+    }
+
     /// Whether any queue holds a task (step 2 of parking).
     pub(crate) fn has_work(&self) -> bool {
         !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
@@ -232,6 +251,9 @@ impl Shared {
                     drop(task);
                 }
             }
+        }
+        for remote in self.remotes.iter() {
+            drop(remote.lifo.take());
         }
         self.owned.close();
         while let Some(task) = self.owned.pop() {

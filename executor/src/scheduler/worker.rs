@@ -1,4 +1,5 @@
-//! A worker: its run loop, its LIFO slot, stealing and parking.
+//! A worker: its run loop, stealing, parking, and watching other workers'
+//! LIFO slots for stranded tasks.
 //!
 //! A `Worker` lives on the stack of the thread that runs it; the thread-local
 //! in `current.rs` points to it while the loop runs, so wakes and spawns on
@@ -11,9 +12,11 @@ use std::time::{Duration, Instant};
 use crate::coop;
 use crate::current;
 use crate::scheduler::Shared;
+use crate::scheduler::lifo::LifoSlot;
 use crate::scheduler::queue::Local;
 use crate::sync::{Ordering, fence};
 use crate::task::Notified;
+use crate::task::raw::Header;
 use crate::task::state::{NO_WORKER, worker_id};
 
 /// Every this many ticks the injector is checked first (fairness).
@@ -30,17 +33,22 @@ const MAX_LIFO_POLLS: u8 = 3;
 /// doubling from the first to the last while nothing else runs.
 const DEFER_BACKOFF_MIN: Duration = Duration::from_micros(100);
 const DEFER_BACKOFF_MAX: Duration = Duration::from_millis(5);
+/// How long a parked worker sleeps, while another worker is busy, before
+/// it looks at the LIFO slots again (README.md, "The LIFO slot and stranded
+/// tasks"): doubling from the first to the last while it rescues nothing.
+const WATCH_MIN: Duration = Duration::from_micros(200);
+const WATCH_MAX: Duration = Duration::from_millis(5);
 
 pub(crate) struct Worker {
     pub(crate) index: usize,
     pub(crate) shared: Arc<Shared>,
     queue: Local<Notified>,
-    lifo: Cell<Option<Notified>>,
     lifo_streak: Cell<u8>,
     tick: Cell<u32>,
     searching: Cell<bool>,
     rng: Cell<u32>,
     defer_backoff: Cell<Duration>,
+    watch_period: Cell<Duration>,
 }
 
 /// How the loop ends.
@@ -63,12 +71,12 @@ impl Worker {
             index,
             shared: shared.clone(),
             queue,
-            lifo: Cell::new(None),
             lifo_streak: Cell::new(0),
             tick: Cell::new(0),
             searching: Cell::new(false),
             rng: Cell::new((index as u32).wrapping_mul(0x9E37_79B9) | 1),
             defer_backoff: Cell::new(DEFER_BACKOFF_MIN),
+            watch_period: Cell::new(WATCH_MIN),
         };
         let guard = current::enter_worker(&worker);
         worker.run_loop(mode);
@@ -76,7 +84,8 @@ impl Worker {
         if worker.searching.replace(false) && shared.idle.transition_worker_from_searching() {
             shared.notify_parked();
         }
-        let Worker { queue, lifo, .. } = worker;
+        let Worker { queue, .. } = worker;
+        let lifo = &shared.remotes[index].lifo;
         if mode == Mode::UntilIdle && !shared.is_shutdown() {
             if let Some(task) = lifo.take() {
                 queue.push(task);
@@ -135,7 +144,7 @@ impl Worker {
                 return Some(task);
             }
         }
-        if let Some(task) = self.lifo.take() {
+        if let Some(task) = self.lifo().take() {
             let streak = self.lifo_streak.get();
             if streak < MAX_LIFO_POLLS {
                 self.lifo_streak.set(streak + 1);
@@ -149,6 +158,11 @@ impl Worker {
             return Some(task);
         }
         self.shared.injector.steal_batch_and_pop(&self.queue)
+    }
+
+    #[inline]
+    fn lifo(&self) -> &LifoSlot {
+        &self.shared.remotes[self.index].lifo
     }
 
     fn next_random(&self, n: usize) -> usize {
@@ -250,8 +264,31 @@ impl Worker {
         if shared.has_work() {
             shared.notify_parked();
         }
+        // While another worker is busy (it may be stuck in a poll with a
+        // task in its LIFO slot), or a slot is occupied, watch the slots:
+        // sleep with a deadline, then look again (README.md, "The LIFO slot
+        // and stranded tasks").
         let deferred = shared.has_deferred.load(Ordering::Relaxed);
-        let deadline = deferred.then(|| {
+        let mut occupied = self.occupied_lifo();
+        let mut watching = occupied.is_some() || shared.idle.others_unparked();
+        // About to sleep for good (nothing to watch, no deferred tasks):
+        // say so, then look once more, so that a put that this look misses
+        // sees the count and wakes a watcher (README.md).
+        let mut indefinite = false;
+        if !watching && !deferred {
+            shared.idle.begin_indefinite();
+            occupied = self.occupied_lifo();
+            watching = occupied.is_some() || shared.idle.others_unparked();
+            if watching {
+                shared.idle.end_indefinite();
+            } else {
+                indefinite = true;
+            }
+        }
+        if watching {
+            shared.idle.start_watching();
+        }
+        let mut deadline = deferred.then(|| {
             let backoff = self.defer_backoff.get();
             self.defer_backoff.set((backoff * 2).min(DEFER_BACKOFF_MAX));
             Instant::now() + backoff
@@ -259,15 +296,53 @@ impl Worker {
         if !deferred {
             self.defer_backoff.set(DEFER_BACKOFF_MIN);
         }
+        if watching {
+            let period = self.watch_period.get();
+            self.watch_period.set((period * 2).min(WATCH_MAX));
+            let watch = Instant::now() + period;
+            deadline = Some(deadline.map_or(watch, |d| d.min(watch)));
+        }
         bump(&shared.remotes[self.index].stats.parks);
         if !shared.is_shutdown() {
             shared.remotes[self.index].parker.park(deadline);
         }
         let picked = shared.idle.transition_worker_from_parked(self.index);
         self.searching.set(picked);
+        if watching {
+            shared.idle.stop_watching();
+        }
+        if indefinite {
+            shared.idle.end_indefinite();
+        }
+        if let Some((victim, seen, polls)) = occupied {
+            let remote = &shared.remotes[victim];
+            // Still there, and its worker has not started a poll since: it
+            // is stuck in the one it was in.
+            if remote.stats.polls.load(Ordering::Relaxed) == polls {
+                if let Some(task) = remote.lifo.rescue(seen) {
+                    bump(&shared.remotes[self.index].stats.steals);
+                    self.queue.push(task);
+                    self.watch_period.set(WATCH_MIN);
+                }
+            }
+        }
         if deferred {
             self.retry_deferred();
         }
+    }
+
+    /// Another worker's occupied LIFO slot, if any: the worker's index, the
+    /// occupant's address, and the worker's poll count before looking.
+    fn occupied_lifo(&self) -> Option<(usize, *mut Header, u64)> {
+        let remotes = &self.shared.remotes;
+        remotes.iter().enumerate().find_map(|(i, remote)| {
+            if i == self.index {
+                return None;
+            }
+            let polls = remote.stats.polls.load(Ordering::Relaxed);
+            let seen = remote.lifo.peek();
+            (!seen.is_null()).then_some((i, seen, polls))
+        })
     }
 
     /// A wake on this worker's thread.
@@ -276,20 +351,23 @@ impl Worker {
         if is_yield {
             self.queue.push(task);
         } else {
-            match self.lifo.replace(Some(task)) {
-                None => return,
+            match self.lifo().put(task) {
+                None => return self.shared.notify_for_lifo(),
                 Some(prev) => self.queue.push(prev),
             }
         }
         self.shared.notify_parked_local();
     }
 
-    /// A spawn on this worker's thread.
+    /// A spawn on this worker's thread: like a wake, into the LIFO slot, so
+    /// that a task that spawns and then awaits (or a chain of tasks, each
+    /// spawning the next) runs the child next, on this worker, while its
+    /// data is in cache — rather than in the queue, from which a worker
+    /// woken for it steals it to another core.
     #[inline]
     pub(crate) fn spawn_local(&self, task: Notified) {
         bump(&self.shared.remotes[self.index].stats.spawned);
-        self.queue.push(task);
-        self.shared.notify_parked_local();
+        self.schedule_local(task, false);
     }
 
     pub(crate) fn count_completed(&self) {

@@ -285,6 +285,14 @@ impl Notified {
         Notified(ptr)
     }
 
+    /// Gives up the value without dropping its reference, which the caller
+    /// takes over (for `from_raw` later).
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        let ptr = self.0;
+        std::mem::forget(self);
+        ptr
+    }
+
     /// Runs the task (polls it, or cancels it if aborted) on worker
     /// `worker` (a `state::worker_id`). Returns the worker that claimed the
     /// task before, for the migration metric: `NO_WORKER` if none did, or if
