@@ -63,8 +63,9 @@ pub(crate) struct Current {
     /// `map` if it is set, else `ctx`'s map, else the empty map — that does
     /// not own a reference (never dropped, never written through). Its
     /// owner keeps it alive; every change of owner or of root refreshes it
-    /// (`sync_view`, `reset_view`). A `get` then loads one pointer, not the
-    /// `map` discriminant, then `ctx`, then the cell's map.
+    /// (`MapWriter`'s drop after a write, `cell_view` on entering, leaving
+    /// and cleaning up). A `get` then loads one pointer, not the `map`
+    /// discriminant, then `ctx`, then the cell's map.
     view: ManuallyDrop<Map>,
 }
 
@@ -122,7 +123,11 @@ impl Current {
         if self.map.is_none() {
             self.private_copy();
         }
-        MapWriter(self)
+        let Current { map, view, .. } = self;
+        MapWriter {
+            map: map.as_mut().expect("just made"),
+            view,
+        }
     }
 
     #[cold]
@@ -137,17 +142,9 @@ impl Current {
         *self.map = Some(copy);
     }
 
-    /// Points `view` at the bindings, after `ctx` or `map` changed.
-    #[inline]
-    fn reset_view(&mut self) {
-        self.view = match &*self.map {
-            Some(map) => alias(map),
-            None => self.cell_view(),
-        };
-    }
-
     /// A view of `ctx`'s map (the empty map if `ctx` is null), for when the
-    /// slot has no private map: on entering and on leaving a context.
+    /// slot has no private map: on entering and on leaving a context, and at
+    /// thread exit.
     #[inline(always)]
     fn cell_view(&self) -> ManuallyDrop<Map> {
         debug_assert!(self.map.is_none());
@@ -196,27 +193,30 @@ impl Current {
 }
 
 /// Write access to the slot's private map; see [`Current::map_mut`].
-pub(crate) struct MapWriter<'a>(&'a mut Current);
+pub(crate) struct MapWriter<'a> {
+    map: &'a mut Map,
+    view: &'a mut ManuallyDrop<Map>,
+}
 
 impl Deref for MapWriter<'_> {
     type Target = Map;
     #[inline]
     fn deref(&self) -> &Map {
-        self.0.map.as_ref().expect("`map_mut` made a private map")
+        self.map
     }
 }
 
 impl DerefMut for MapWriter<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut Map {
-        self.0.map.as_mut().expect("`map_mut` made a private map")
+        self.map
     }
 }
 
 impl Drop for MapWriter<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.0.view = alias(self);
+        *self.view = alias(self.map);
     }
 }
 
@@ -254,7 +254,7 @@ impl Drop for Cleanup {
             if ptr::eq(current.ctx, base) {
                 current.ctx = ptr::null();
             }
-            current.reset_view();
+            current.view = current.cell_view();
             (map, base)
         });
         if let Ok((map, base)) = owned {

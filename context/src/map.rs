@@ -96,9 +96,9 @@ pub(crate) trait KeyHash {
 /// slots, and 16384 fit in two levels. (A counter of variables never passes
 /// 2^32; if it did, ids 2^32 apart would share a collision node — correct,
 /// only slower. Folding the high half in cost three instructions of every
-/// lookup, a twentieth of a `get`.) (Fibonacci hashing, used
-/// before, puts 6 of the ids 1..=64 in shared slots, id 1 among them, one
-/// level down: 40% more per `set` + `reset`, 60% more per `get`.)
+/// lookup, a twentieth of a `get`; Fibonacci hashing, used before that, put
+/// 6 of the ids 1..=64 in shared slots, id 1 among them, one level down: 40%
+/// more per `set` + `reset`, 60% more per `get`.)
 pub(crate) struct IdHash;
 
 impl KeyHash for IdHash {

@@ -15,7 +15,8 @@
 //! `README.md`, "The LIFO slot and stranded tasks").
 //!
 //! The slot is an atomic pointer holding one task reference (the queue
-//! reference, `Notified`). The owner puts and takes with swaps; a rescuer
+//! reference, `Notified`). The owner puts with a store (a swap when it
+//! displaces an occupant) and takes with a swap; a rescuer
 //! takes with a compare-and-swap against the occupant it saw, so exactly one
 //! of them gets any given occupant. A rescuer never dereferences what it
 //! saw: the pointer is only compared, so a task that was taken, completed and
@@ -69,22 +70,25 @@ impl LifoSlot {
     }
 
     /// The current occupant's address, for comparison only (see the module
-    /// docs); null when empty.
+    /// docs).
     #[inline]
-    pub(crate) fn peek(&self) -> *mut Header {
-        self.0.load(Ordering::SeqCst)
+    pub(crate) fn peek(&self) -> Option<NonNull<Header>> {
+        NonNull::new(self.0.load(Ordering::SeqCst))
     }
 
     /// A rescuer takes the occupant if it is still `seen`.
-    pub(crate) fn rescue(&self, seen: *mut Header) -> Option<Notified> {
-        if seen.is_null() {
-            return None;
-        }
+    pub(crate) fn rescue(&self, seen: NonNull<Header>) -> Option<Notified> {
         self.0
-            .compare_exchange(seen, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                seen.as_ptr(),
+                ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .ok()
-            // SAFETY: the exchange moved the slot's reference to us.
-            .map(|taken| unsafe { Notified::from_raw(NonNull::new_unchecked(taken)) })
+            // SAFETY: the exchange moved the slot's reference (to `seen`) to
+            // us.
+            .map(|_| unsafe { Notified::from_raw(seen) })
     }
 }
 
@@ -97,10 +101,9 @@ impl Drop for LifoSlot {
 /// The hand-off in loom (`RUSTFLAGS="--cfg loom" cargo test -p
 /// baton-executor --lib lifo`): the owner's `take` races a rescuer's
 /// `peek` and `rescue`, with the owner's next `put` after it; every task
-/// reference ends up with exactly one of them (a lost one would leak the
-/// task, a duplicated one would free it twice — loom's leak and
-/// double-free checks on the task's `Arc`-like count would fire, and the
-/// counts below would be off).
+/// reference ends up with exactly one of them (the count below would be off
+/// for a lost or a duplicated one; a duplicated one would also drop the
+/// task's reference twice).
 #[cfg(all(test, loom))]
 mod loom_model {
     use super::LifoSlot;
@@ -127,8 +130,7 @@ mod loom_model {
             let rescuer = {
                 let (slot, taken) = (slot.clone(), taken.clone());
                 loom::thread::spawn(move || {
-                    let seen = slot.peek();
-                    if let Some(task) = slot.rescue(seen) {
+                    if let Some(task) = slot.peek().and_then(|seen| slot.rescue(seen)) {
                         taken.fetch_add(1, Ordering::SeqCst);
                         drop(task);
                     }

@@ -212,9 +212,8 @@ impl Shared {
     }
 
     /// After a put into the calling worker's empty LIFO slot: wakes a
-    /// parked worker if every parked worker sleeps without a deadline and
-    /// nobody is searching (see `README.md`, "The LIFO slot and stranded
-    /// tasks").
+    /// parked worker if one sleeps without a deadline while nobody watches
+    /// or searches (see `README.md`, "The LIFO slot and stranded tasks").
     #[inline]
     pub(crate) fn notify_for_lifo(&self) {
         if self.idle.lifo_needs_watcher() {

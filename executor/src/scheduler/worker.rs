@@ -6,6 +6,7 @@
 //! that thread reach its queue without synchronisation.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,16 @@ pub(crate) struct Worker {
     rng: Cell<u32>,
     defer_backoff: Cell<Duration>,
     watch_period: Cell<Duration>,
+}
+
+/// A task seen in another worker's LIFO slot by a parking worker.
+#[derive(Clone, Copy)]
+struct SeenOccupant {
+    worker: usize,
+    /// Compared, never dereferenced (see `lifo.rs`).
+    occupant: NonNull<Header>,
+    /// That worker's poll count, read before the slot.
+    polls: u64,
 }
 
 /// How the loop ends.
@@ -269,16 +280,14 @@ impl Worker {
         // sleep with a deadline, then look again (README.md, "The LIFO slot
         // and stranded tasks").
         let deferred = shared.has_deferred.load(Ordering::Relaxed);
-        let mut occupied = self.occupied_lifo();
-        let mut watching = occupied.is_some() || shared.idle.others_unparked();
+        let (mut occupied, mut watching) = self.look_for_watch();
         // About to sleep for good (nothing to watch, no deferred tasks):
         // say so, then look once more, so that a put that this look misses
         // sees the count and wakes a watcher (README.md).
         let mut indefinite = false;
         if !watching && !deferred {
             shared.idle.begin_indefinite();
-            occupied = self.occupied_lifo();
-            watching = occupied.is_some() || shared.idle.others_unparked();
+            (occupied, watching) = self.look_for_watch();
             if watching {
                 shared.idle.end_indefinite();
             } else {
@@ -314,12 +323,12 @@ impl Worker {
         if indefinite {
             shared.idle.end_indefinite();
         }
-        if let Some((victim, seen, polls)) = occupied {
-            let remote = &shared.remotes[victim];
+        if let Some(seen) = occupied {
+            let remote = &shared.remotes[seen.worker];
             // Still there, and its worker has not started a poll since: it
             // is stuck in the one it was in.
-            if remote.stats.polls.load(Ordering::Relaxed) == polls {
-                if let Some(task) = remote.lifo.rescue(seen) {
+            if remote.stats.polls.load(Ordering::Relaxed) == seen.polls {
+                if let Some(task) = remote.lifo.rescue(seen.occupant) {
                     bump(&shared.remotes[self.index].stats.steals);
                     self.queue.push(task);
                     self.watch_period.set(WATCH_MIN);
@@ -331,18 +340,27 @@ impl Worker {
         }
     }
 
-    /// Another worker's occupied LIFO slot, if any: the worker's index, the
-    /// occupant's address, and the worker's poll count before looking.
-    fn occupied_lifo(&self) -> Option<(usize, *mut Header, u64)> {
+    /// A parking worker's look (README.md, "The LIFO slot and stranded
+    /// tasks"): another worker's occupied LIFO slot, if any, and whether to
+    /// watch — a slot is occupied, or another worker is unparked.
+    fn look_for_watch(&self) -> (Option<SeenOccupant>, bool) {
         let remotes = &self.shared.remotes;
-        remotes.iter().enumerate().find_map(|(i, remote)| {
+        let occupied = remotes.iter().enumerate().find_map(|(i, remote)| {
             if i == self.index {
                 return None;
             }
+            // The poll count first: if it is unchanged when we come back,
+            // the worker has been in one poll since before we saw the task.
             let polls = remote.stats.polls.load(Ordering::Relaxed);
-            let seen = remote.lifo.peek();
-            (!seen.is_null()).then_some((i, seen, polls))
-        })
+            let occupant = remote.lifo.peek()?;
+            Some(SeenOccupant {
+                worker: i,
+                occupant,
+                polls,
+            })
+        });
+        let watch = occupied.is_some() || self.shared.idle.others_unparked();
+        (occupied, watch)
     }
 
     /// A wake on this worker's thread.

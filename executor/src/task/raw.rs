@@ -298,8 +298,7 @@ impl Notified {
     /// task before, for the migration metric: `NO_WORKER` if none did, or if
     /// the task turned out to be running or complete already.
     pub(crate) fn run(self, worker: u16) -> u16 {
-        let ptr = self.0;
-        std::mem::forget(self);
+        let ptr = self.into_raw();
         // SAFETY: our reference is handed to `poll`.
         unsafe { (ptr.as_ref().vtable.poll)(ptr, worker) }
     }
