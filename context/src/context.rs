@@ -11,6 +11,7 @@ use crate::current;
 use crate::error::ContextError;
 use crate::handle::Handle;
 use crate::id;
+use crate::lease::{Bindings, Loan, Released};
 use crate::map::{Map, Value};
 use crate::state::{Access, EntryWord};
 use crate::sync::UnsafeCell;
@@ -82,10 +83,34 @@ pub struct ContextCell {
 /// `repr(C)` with the cell first, so that a pointer to the whole `SharedCell`
 /// is also a pointer to its cell: the current-context slot keeps such a
 /// pointer, and `ContextCell::publish` casts it back to reach `access`.
+///
+/// A copy made by [`copy_context`] may hold its bindings on *loan* from the
+/// copying thread (see `lease.rs`): then `map` is a non-owning copy of the
+/// lent root, never dropped, and `loan` is given back when the cell lets go
+/// of it (a publish, or the drop).
 #[repr(C)]
 pub(crate) struct SharedCell {
     cell: ContextCell,
     access: Access,
+    /// The loan behind `map`, if it is lent; same access rules as `map`.
+    loan: UnsafeCell<Option<Loan>>,
+}
+
+impl Drop for SharedCell {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: nobody else can reach the cell.
+        let lent = self.loan.with(|loan| unsafe { (*loan).is_some() });
+        if lent {
+            // A lent root is not ours to drop: forget it. The loan is given
+            // back when the `loan` field drops, after this.
+            // SAFETY: as above.
+            let alias = self
+                .cell
+                .map
+                .with_mut(|slot| unsafe { mem::take(&mut *slot) });
+            mem::forget(alias);
+        }
+    }
 }
 
 // SAFETY: the only non-`Sync` field is the cell's `map`, and every access to
@@ -109,7 +134,7 @@ impl ContextCell {
     /// `this` points to a live cell that the calling thread has entered. If
     /// the cell is shared, `this` was derived from a pointer to its whole
     /// [`SharedCell`] (as [`Context::cell_ptr`] makes them).
-    pub(crate) unsafe fn publish(this: *const ContextCell, map: Map) -> Map {
+    pub(crate) unsafe fn publish(this: *const ContextCell, map: Map) -> Released {
         // SAFETY: alive (caller's contract).
         let cell = unsafe { &*this };
         if cell.entry.is_shared() {
@@ -122,13 +147,17 @@ impl ContextCell {
             let old = cell
                 .map
                 .with_mut(|slot| unsafe { mem::replace(&mut *slot, map) });
+            // SAFETY: as above; `loan` follows `map`'s rules.
+            let loan = shared.loan.with_mut(|loan| unsafe { (*loan).take() });
             shared.access.end_write();
-            old
+            Released::new(old, loan)
         } else {
             // SAFETY: an unshared cell is reachable by one thread at a time
             // (it is not `Sync`), and this thread has it entered.
-            cell.map
-                .with_mut(|slot| unsafe { mem::replace(&mut *slot, map) })
+            let old = cell
+                .map
+                .with_mut(|slot| unsafe { mem::replace(&mut *slot, map) });
+            Released::new(old, None)
         }
     }
 
@@ -249,15 +278,25 @@ impl Context {
     }
 
     fn from_map(map: Map) -> Context {
-        Context {
-            inner: Handle::new(SharedCell {
-                cell: ContextCell {
-                    entry: EntryWord::new(true),
-                    map: UnsafeCell::new(map),
-                },
-                access: Access::new(),
-            }),
-        }
+        Context::from_bindings(Bindings::Owned(map))
+    }
+
+    #[inline]
+    fn from_bindings(bindings: Bindings) -> Context {
+        let (map, loan) = match bindings {
+            Bindings::Owned(map) => (map, None),
+            Bindings::Lent(alias, loan) => (mem::ManuallyDrop::into_inner(alias), Some(loan)),
+        };
+        // SAFETY: every field of the cell is written, none read.
+        let inner = unsafe {
+            Handle::new_in_place(|shared| {
+                (&raw mut (*shared).cell.entry).write(EntryWord::new(true));
+                (&raw mut (*shared).cell.map).write(UnsafeCell::new(map));
+                (&raw mut (*shared).access).write(Access::new());
+                (&raw mut (*shared).loan).write(UnsafeCell::new(loan));
+            })
+        };
+        Context { inner }
     }
 
     /// The cell, as a pointer that may address the whole [`SharedCell`]
@@ -438,7 +477,11 @@ impl ExactSizeIterator for Iter {}
 /// .join()
 /// .unwrap();
 /// ```
+///
+/// On its own thread, a copy costs no atomic operation: the bindings are lent
+/// by the thread rather than counted, until the thread changes them or
+/// leaves its context (see the crate's `lease.rs`).
 #[inline]
 pub fn copy_context() -> Context {
-    Context::from_map(current::with_map(Map::clone))
+    Context::from_bindings(current::lend())
 }

@@ -24,6 +24,11 @@
 //!   else the empty map), refreshed whenever that changes — after a write,
 //!   on entering and on leaving — so that a read does not have to find out
 //!   where the bindings are.
+//! * The slot keeps the thread's *ledger* of loans: `copy_context()` lends the
+//!   current root instead of counting a reference to it, and the ledger is
+//!   settled before the bindings that back the loans can change — before a
+//!   write, and on leaving a context — or set aside on the entering stack
+//!   frame while an inner context runs (see `lease.rs`).
 //! * `Current` has no destructor, so `CURRENT` is a thread-local that the
 //!   standard library never has to check or register; what the slot owns is
 //!   freed at thread exit by a second thread-local, [`Cleanup`].
@@ -35,11 +40,12 @@
 use std::cell::RefCell;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 use crate::context::ContextCell;
 use crate::error::ContextError;
 use crate::id;
+use crate::lease::{Bindings, Lease, Loan, Released};
 use crate::map::Map;
 use crate::sync::current_thread_local;
 
@@ -67,6 +73,23 @@ pub(crate) struct Current {
     /// and cleaning up). A `get` then loads one pointer, not the `map`
     /// discriminant, then `ctx`, then the cell's map.
     view: ManuallyDrop<Map>,
+    /// The loans of `view`'s root that `copy_context()` handed out.
+    ledger: Ledger,
+}
+
+/// A thread's open lease and how many of its loans it counts as out (loans
+/// made, less those given back through the ledger); see `lease.rs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Ledger {
+    lease: Option<NonNull<Lease>>,
+    lent: usize,
+}
+
+impl Ledger {
+    const EMPTY: Ledger = Ledger {
+        lease: None,
+        lent: 0,
+    };
 }
 
 impl Current {
@@ -76,6 +99,7 @@ impl Current {
         map: ManuallyDrop::new(None),
         base: ptr::null_mut(),
         view: ManuallyDrop::new(Map::new()),
+        ledger: Ledger::EMPTY,
     };
 
     /// Runs `f` on the current bindings (through `view`).
@@ -120,6 +144,8 @@ impl Current {
     /// points `view` at the result when it drops (also if the write panics).
     #[inline]
     pub(crate) fn map_mut(&mut self) -> MapWriter<'_> {
+        // A write may update the root in place: no loan may alias it.
+        self.settle();
         if self.map.is_none() {
             self.private_copy();
         }
@@ -140,6 +166,55 @@ impl Current {
         }
         let copy = self.bindings(Map::clone);
         *self.map = Some(copy);
+    }
+
+    /// A copy of the current bindings for `copy_context()`: lent if the
+    /// ledger can lend (see `lease.rs`), else counted.
+    #[inline]
+    fn lend(&mut self) -> Bindings {
+        if self.with_map(Map::is_empty) {
+            return Bindings::Owned(Map::new());
+        }
+        let lease = match self.ledger.lease {
+            Some(lease) => lease,
+            None => match open_lease() {
+                Some(lease) => {
+                    self.ledger.lease = Some(lease);
+                    lease
+                }
+                None => return Bindings::Owned(self.with_map(Map::clone)),
+            },
+        };
+        self.ledger.lent += 1;
+        Bindings::Lent(self.with_map(alias), Loan::new(lease))
+    }
+
+    /// Makes sure no loan depends on the current bindings' owner any more,
+    /// before that owner is written or left (see `lease.rs`).
+    #[inline(always)]
+    fn settle(&mut self) {
+        if self.ledger.lent != 0 {
+            self.settle_loans();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn settle_loans(&mut self) {
+        let Ledger { lease, lent } = self.ledger;
+        let lease = lease.expect("loans out without a lease");
+        // SAFETY: the ledger's lease is open and this thread's.
+        if unsafe { Lease::all_back(lease, lent) } {
+            self.ledger.lent = 0;
+            return;
+        }
+        // Some loans are out: the lease takes its own reference to the root
+        // (the root stays alive through the current owner meanwhile, so this
+        // clone never frees anything when dropped) and leaves the ledger.
+        let own = self.with_map(Map::clone);
+        self.ledger = Ledger::EMPTY;
+        // SAFETY: open, this thread's, `lent` as counted; forgotten above.
+        unsafe { Lease::close(lease, own, lent) };
     }
 
     /// A view of `ctx`'s map (the empty map if `ctx` is null), for when the
@@ -178,7 +253,7 @@ impl Current {
     /// the replaced bindings, for the caller to drop outside the borrow.
     #[cold]
     #[inline(never)]
-    fn set_aside(&mut self) -> Option<Map> {
+    fn set_aside(&mut self) -> Option<Released> {
         let map = self.map.take()?;
         if self.ctx.is_null() {
             self.base = Box::into_raw(Box::new(ContextCell::new_base()));
@@ -249,6 +324,13 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let owned = CURRENT.try_with(|current| {
             let mut current = current.borrow_mut();
+            // Loans out now rest on the lease alone; an idle lease is freed.
+            current.settle();
+            if let Some(lease) = current.ledger.lease.take() {
+                // SAFETY: open with no loan out (settled), and forgotten by
+                // the ledger.
+                unsafe { Lease::free(lease) };
+            }
             let map = current.map.take();
             let base = mem::replace(&mut current.base, ptr::null_mut());
             if ptr::eq(current.ctx, base) {
@@ -273,6 +355,52 @@ impl Drop for Cleanup {
 
 current_thread_local! {
     static CLEANUP: Cleanup = Cleanup;
+}
+
+/// A new lease for this thread's ledger, unless the thread is exiting (then
+/// `Cleanup` could not free it, and copies are counted instead).
+#[cold]
+#[inline(never)]
+fn open_lease() -> Option<NonNull<Lease>> {
+    CLEANUP.try_with(|_| ()).ok()?;
+    Some(Lease::open())
+}
+
+/// The bindings for a new copy of the current context; see `Current::lend`.
+#[inline]
+pub(crate) fn lend() -> Bindings {
+    CURRENT
+        .try_with(|current| current.try_borrow_mut().expect(REENTRANT).lend())
+        .unwrap_or(Bindings::Owned(Map::new()))
+}
+
+/// This thread's ledger: its open lease's address (if any) and `lent`.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn ledger() -> (Option<usize>, usize) {
+    CURRENT.with(|current| {
+        let ledger = current.borrow().ledger;
+        (
+            ledger.lease.map(|lease| lease.as_ptr() as usize),
+            ledger.lent,
+        )
+    })
+}
+
+/// Takes a loan of `lease` back through this thread's ledger, if the ledger
+/// holds that lease (and is not borrowed right now); `false` otherwise, and
+/// the caller gives it back through the lease.
+#[inline]
+pub(crate) fn take_back(lease: NonNull<Lease>) -> bool {
+    CURRENT
+        .try_with(|current| match current.try_borrow_mut() {
+            Ok(mut current) if current.ledger.lease == Some(lease) => {
+                debug_assert!(current.ledger.lent > 0, "a loan back that was not out");
+                current.ledger.lent -= 1;
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false)
 }
 
 const REENTRANT: &str = "baton: the current context was modified while it was being read \
@@ -322,6 +450,9 @@ pub(crate) struct Entered {
     inner: *const ContextCell,
     /// The outer context's cell and identity (its writes are in its cell).
     outer: (*const ContextCell, u64),
+    /// The outer context's ledger, if it had loans out; else empty (and the
+    /// inner context goes on with the same lease).
+    outer_ledger: Ledger,
 }
 
 /// Enters `inner` on this thread (S4).
@@ -329,7 +460,7 @@ pub(crate) struct Entered {
 /// # Safety
 /// `inner` points to a live cell that outlives the returned guard; if the
 /// cell is shared, the pointer came from `Context::cell_ptr`.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn enter(inner: *const ContextCell) -> Result<Entered, ContextError> {
     // SAFETY: alive (caller's contract).
     unsafe { (*inner).entry.try_enter()? };
@@ -349,16 +480,28 @@ impl Entered {
                 None
             };
             let outer = (current.ctx, current.id);
+            // Loans of the outer bindings stay valid while we are inside:
+            // the outer context stays entered by this thread, so nobody can
+            // change them. Set its ledger aside until we leave.
+            let outer_ledger = if current.ledger.lent != 0 {
+                mem::replace(&mut current.ledger, Ledger::EMPTY)
+            } else {
+                Ledger::EMPTY
+            };
             current.ctx = inner;
             // SAFETY: alive (see `enter`).
             current.id = unsafe { (*inner).entry.id() };
             current.view = current.cell_view();
-            (outer, replaced)
+            (outer, outer_ledger, replaced)
         });
         match swapped {
-            Ok((outer, replaced)) => {
+            Ok((outer, outer_ledger, replaced)) => {
                 drop(replaced);
-                Entered { inner, outer }
+                Entered {
+                    inner,
+                    outer,
+                    outer_ledger,
+                }
             }
             Err(_) => {
                 // SAFETY: alive (see `enter`), and entered by this thread.
@@ -375,6 +518,17 @@ impl Drop for Entered {
         let written = CURRENT
             .try_with(|current| {
                 let mut current = current.borrow_mut();
+                // The inner bindings' owner is about to be left (and maybe
+                // dropped): no loan may depend on it.
+                current.settle();
+                if self.outer_ledger.lease.is_some() {
+                    if let Some(lease) = current.ledger.lease {
+                        // SAFETY: open with no loan out (settled), and
+                        // replaced in the ledger just below.
+                        unsafe { Lease::free(lease) };
+                    }
+                    current.ledger = self.outer_ledger;
+                }
                 (current.ctx, current.id) = self.outer;
                 let written = current.map.take();
                 current.view = current.cell_view();
@@ -400,6 +554,7 @@ impl Drop for Entered {
 /// As for `ContextCell::publish`.
 #[cold]
 unsafe fn publish_and_exit(inner: *const ContextCell, map: Map) {
+    // (`old` may be a lent root: its drop then gives the loan back.)
     // SAFETY: the caller's contract is `publish`'s.
     let old = unsafe { ContextCell::publish(inner, map) };
     // SAFETY: alive and entered by this thread (contract).

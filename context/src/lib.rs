@@ -64,6 +64,7 @@ mod current;
 mod error;
 mod handle;
 mod id;
+mod lease;
 mod map;
 mod state;
 mod sync;

@@ -479,6 +479,12 @@ impl<H: KeyHash> Map<H> {
         }
     }
 
+    /// Whether the map has no bindings (and so no root to count).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.root.is_none()
+    }
+
     /// Whether the two maps share their root (or are both empty).
     #[cfg(any(test, debug_assertions, loom))]
     pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
