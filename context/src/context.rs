@@ -7,6 +7,7 @@ use std::future::Future;
 use std::mem;
 
 use crate::attach::Attached;
+use crate::bias::{Bias, Claim};
 use crate::current;
 use crate::error::ContextError;
 use crate::handle::Handle;
@@ -92,6 +93,8 @@ pub struct ContextCell {
 pub(crate) struct SharedCell {
     cell: ContextCell,
     access: Access,
+    /// Biased entering: see `bias.rs`.
+    bias: Bias,
     /// The loan behind `map`, if it is lent; same access rules as `map`.
     loan: UnsafeCell<Option<Loan>>,
 }
@@ -159,6 +162,59 @@ impl ContextCell {
                 .with_mut(|slot| unsafe { mem::replace(&mut *slot, map) });
             Released::new(old, None)
         }
+    }
+
+    /// Claims the cell at `this` for the calling thread (S4): a plain load
+    /// and store for an unshared cell, the biased fast path or the ENTERED
+    /// compare-and-swap for a shared one (`bias.rs`, `state.rs`).
+    ///
+    /// # Safety
+    /// `this` points to a live cell; if the cell is shared, `this` was
+    /// derived from a pointer to its whole [`SharedCell`].
+    #[inline(always)]
+    pub(crate) unsafe fn try_enter(this: *const ContextCell) -> Result<(), ContextError> {
+        // SAFETY: alive (caller's contract).
+        let cell = unsafe { &*this };
+        if !cell.entry.is_shared() {
+            return cell.entry.try_enter();
+        }
+        // SAFETY: shared, so the first field of a `SharedCell` that `this`
+        // may address (contract).
+        let shared = unsafe { &*this.cast::<SharedCell>() };
+        if let Some(entered) = shared.bias.try_enter_biased() {
+            return entered;
+        }
+        cell.entry.try_enter()?;
+        match shared.bias.claim() {
+            Claim::Entered => Ok(()),
+            Claim::OwnerInside => {
+                cell.entry.exit();
+                Err(ContextError::AlreadyEntered)
+            }
+        }
+    }
+
+    /// Gives up the cell at `this`, which the calling thread has entered.
+    ///
+    /// # Safety
+    /// As for [`ContextCell::try_enter`], and the calling thread has the
+    /// cell entered.
+    #[inline(always)]
+    pub(crate) unsafe fn exit(this: *const ContextCell) {
+        // SAFETY: alive (caller's contract).
+        let cell = unsafe { &*this };
+        if cell.entry.is_shared() {
+            // SAFETY: as in `try_enter`.
+            let shared = unsafe { &*this.cast::<SharedCell>() };
+            if shared.bias.exit_biased() {
+                return;
+            }
+            // Still holding ENTERED: may assign the identity.
+            shared.bias.on_slow_exit(|| {
+                cell.id();
+            });
+        }
+        cell.entry.exit();
     }
 
     /// This context's identity, assigned on first use. Only the thread that
@@ -293,6 +349,7 @@ impl Context {
                 (&raw mut (*shared).cell.entry).write(EntryWord::new(true));
                 (&raw mut (*shared).cell.map).write(UnsafeCell::new(map));
                 (&raw mut (*shared).access).write(Access::new());
+                (&raw mut (*shared).bias).write(Bias::new());
                 (&raw mut (*shared).loan).write(UnsafeCell::new(loan));
             })
         };
@@ -370,7 +427,7 @@ impl Context {
 
     /// Whether some thread is running inside this context right now.
     pub fn is_entered(&self) -> bool {
-        self.inner.cell.entry.is_entered()
+        self.inner.cell.entry.is_entered() || self.inner.bias.owner_inside()
     }
 
     /// The value bound to `var` in this context, ignoring the variable's
@@ -414,6 +471,12 @@ impl Context {
     /// context. See [`Attached`].
     pub fn attach<F: Future>(&self, fut: F) -> Attached<F> {
         Attached::new(self.clone(), fut)
+    }
+
+    /// Whether the context is biased to some thread (`bias.rs`).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn is_biased(&self) -> bool {
+        self.inner.bias.is_biased()
     }
 
     /// Whether two handles refer to the same context.

@@ -463,14 +463,18 @@ pub(crate) struct Entered {
 #[inline(always)]
 pub(crate) unsafe fn enter(inner: *const ContextCell) -> Result<Entered, ContextError> {
     // SAFETY: alive (caller's contract).
-    unsafe { (*inner).entry.try_enter()? };
+    unsafe { ContextCell::try_enter(inner)? };
     Ok(Entered::install(inner))
 }
 
 impl Entered {
     /// Makes `inner` (already claimed, alive) the current context of this
     /// thread.
-    #[inline]
+    ///
+    /// Inlined into `enter` always: returned from a call, the five-word
+    /// guard is stored in pieces and copied in 16-byte ones, which stalls
+    /// store forwarding and costs as much as the rest of a `run`.
+    #[inline(always)]
     fn install(inner: *const ContextCell) -> Entered {
         let swapped = CURRENT.try_with(|current| {
             let mut current = current.try_borrow_mut().expect(REENTRANT);
@@ -505,7 +509,7 @@ impl Entered {
             }
             Err(_) => {
                 // SAFETY: alive (see `enter`), and entered by this thread.
-                unsafe { (*inner).entry.exit() };
+                unsafe { ContextCell::exit(inner) };
                 panic!("baton: cannot enter a context while the thread is exiting")
             }
         }
@@ -539,7 +543,7 @@ impl Drop for Entered {
         match written {
             // SAFETY: the cell outlives the guard (see `enter`), and this
             // thread has it entered.
-            None => unsafe { (*self.inner).entry.exit() },
+            None => unsafe { ContextCell::exit(self.inner) },
             // SAFETY: as above; the pointer is `enter`'s.
             Some(map) => unsafe { publish_and_exit(self.inner, map) },
         }
@@ -558,6 +562,6 @@ unsafe fn publish_and_exit(inner: *const ContextCell, map: Map) {
     // SAFETY: the caller's contract is `publish`'s.
     let old = unsafe { ContextCell::publish(inner, map) };
     // SAFETY: alive and entered by this thread (contract).
-    unsafe { (*inner).entry.exit() };
+    unsafe { ContextCell::exit(inner) };
     drop(old);
 }

@@ -48,6 +48,12 @@
 //! * `current.rs` — the per-thread current context, and entering/leaving.
 //! * `state.rs` — the entry word (entered flag, shared flag, identity) and
 //!   the lock-free protocol for reading a shared context from other threads.
+//! * `lease.rs` — how `copy_context()` lends the current bindings to the
+//!   copy instead of counting a reference (biased reference counting), so
+//!   that a copy made and dropped on one thread costs no atomic operation.
+//! * `bias.rs` — how a `Context` entered over and over by one thread is
+//!   entered without an atomic operation (biased entering, revoked with a
+//!   process-wide barrier when another thread wants in).
 //! * `handle.rs` — the allocation behind a `Context` handle: reference
 //!   counted, recycled through a per-thread free list.
 //! * `context.rs`, `var.rs`, `token.rs`, `attach.rs`, `error.rs` — the public
@@ -59,6 +65,7 @@
 #![warn(missing_docs)]
 
 mod attach;
+mod bias;
 mod context;
 mod current;
 mod error;

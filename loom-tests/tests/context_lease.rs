@@ -1,4 +1,4 @@
-//! Model 4: copies lent by their thread (`context/src/lease.rs`).
+//! Model 9: copies lent by their thread (`context/src/lease.rs`).
 //!
 //! `copy_context()` lends the current root instead of counting it; a loan
 //! comes back through the thread's ledger, or through the lease's atomic

@@ -224,12 +224,16 @@ fn main() {
                  `benches/python/context_ops.py --json` run before the Rust rounds (timeit, best of its repeats, \
                  minus the empty loop — in CPython's favour), so they are not interleaved: median = min = max = \
                  the best repeat. tokio rows do not depend on the bound-var count.\n\n\
-                 One uncontended atomic read-modify-write (`fetch_add`) takes {rmw:.1} ns on this machine. \
-                 `copy_context` costs two of them (the copy's reference-count increment and its drop's \
-                 decrement: the floor of any reference-counted sharing; CPython's non-atomic `Py_INCREF` \
-                 does not pay it), and `Context::run` one (the compare-and-swap on the entered flag, which a \
-                 `Sync` context needs: two threads may hold it); a `ContextCell` (not `Sync`: a task's \
-                 context) is entered with a plain load and store."
+                 One uncontended atomic read-modify-write (`fetch_add`) takes {rmw:.1} ns on this machine, \
+                 and baton's fast paths take none. `copy_context` lends the thread's current bindings instead \
+                 of counting a reference to them, and a copy dropped on its own thread is taken back with plain \
+                 arithmetic (biased reference counting, `context/src/lease.rs`; a copy that outlives a write \
+                 or a `run` boundary pays the atomics then, as `set + reset after copy` shows). A `Context` \
+                 entered over and over by one thread is biased to it and entered with plain loads and stores \
+                 (`context/src/bias.rs`); the `bias revoked` row is what any other entry pays: one \
+                 compare-and-swap on the entered flag, which a `Sync` context needs since two threads may \
+                 hold it. A `ContextCell` (not `Sync`: a task's context) is always entered with a plain load \
+                 and store."
             ),
             workloads: wls,
             extra: String::new(),

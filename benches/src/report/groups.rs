@@ -381,10 +381,24 @@ pub fn context(s: Settings, py: Option<&Value>) -> Vec<Workload> {
         }
     });
     assert_eq!(cell.len(), 8);
+    // The same bindings in a context whose bias was revoked (run by this
+    // thread until biased to it, then once by another thread): every entry
+    // takes the slow path, a compare-and-swap on the entered flag — what a
+    // context passed between threads pays.
+    let revoked = ctx.copy();
+    for _ in 0..16 {
+        revoked.run(|| ());
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| revoked.run(|| ()));
+    });
     push(
         "ctx.run(noop) (8 bound)".into(),
         vec![
             System::new("baton", || black_box(&ctx).run(|| black_box(()))),
+            System::new("baton, bias revoked", || {
+                black_box(&revoked).run(|| black_box(()))
+            }),
             System::new("baton ContextCell", || {
                 black_box(&cell).run(|| black_box(()))
             }),
