@@ -189,6 +189,7 @@ impl Bias {
             // by the slow path is ruled out: it would have had the fast one).
             self.bias.store(REVOKED, Ordering::Relaxed);
             heavy_barrier();
+            revocations::record();
         }
         let mut spins = 0;
         loop {
@@ -217,7 +218,7 @@ impl Bias {
         } else {
             1
         };
-        if count >= GRANT_AFTER && barriers_available() {
+        if count >= GRANT_AFTER && barriers_available() && revocations::may_grant() {
             assign_id();
             // Seen by other threads after they claim ENTERED (which pairs
             // with the Release that follows), and by this thread at once.
@@ -294,6 +295,86 @@ fn barriers_available() -> bool {
     return membarrier::available();
 }
 
+mod revocations {
+    //! A process-wide budget of revocations. Each costs a `membarrier`,
+    //! which interrupts every core running a thread of the process; biasing
+    //! pays only while most biases are never revoked. A program whose
+    //! contexts keep moving between threads after a streak on one (say,
+    //! futures under `attach` that migrate between executor workers) would
+    //! pay that again and again, so once revocations pass
+    //! [`PER_SECOND`] in a one-second window, no new bias is granted until
+    //! the window after next: such a program settles on the plain
+    //! compare-and-swap, at most [`PER_SECOND`] barriers a second.
+    //! (JVMs with biased locking had the same failure mode, and a similar
+    //! cure: bulk revocation.)
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    /// Revocations a second beyond which new biases are paused.
+    pub(super) const PER_SECOND: u64 = 1000;
+
+    /// The budget's state: the current window and its count, and until when
+    /// grants are paused (milliseconds since the first use). Data, not
+    /// protocol: a lost update only shifts the heuristic.
+    pub(super) struct Budget {
+        window: AtomicU64,
+        count: AtomicU64,
+        paused_until: AtomicU64,
+    }
+
+    impl Budget {
+        pub(super) const fn new() -> Budget {
+            Budget {
+                window: AtomicU64::new(0),
+                count: AtomicU64::new(0),
+                paused_until: AtomicU64::new(0),
+            }
+        }
+
+        /// Counts a revocation at `now` (ms).
+        pub(super) fn record(&self, now: u64) {
+            let window = now / 1000;
+            if self.window.swap(window, Ordering::Relaxed) != window {
+                self.count.store(0, Ordering::Relaxed);
+            }
+            if self.count.fetch_add(1, Ordering::Relaxed) + 1 > PER_SECOND {
+                // Paused for the rest of this window and all of the next.
+                self.paused_until
+                    .store((window + 2) * 1000, Ordering::Relaxed);
+            }
+        }
+
+        /// Whether a bias may be granted at `now` (ms).
+        pub(super) fn may_grant(&self, now: u64) -> bool {
+            now >= self.paused_until.load(Ordering::Relaxed)
+        }
+    }
+
+    static BUDGET: Budget = Budget::new();
+
+    fn now_ms() -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    pub(super) fn record() {
+        BUDGET.record(now_ms());
+    }
+
+    pub(super) fn may_grant() -> bool {
+        BUDGET.may_grant(now_ms())
+    }
+
+    /// Forgets past revocations (tests that revoke in bulk call this, so
+    /// that the tests after them get biases again).
+    #[cfg(all(test, not(loom)))]
+    pub(super) fn reset() {
+        BUDGET.count.store(0, Ordering::Relaxed);
+        BUDGET.paused_until.store(0, Ordering::Relaxed);
+    }
+}
+
 #[cfg(not(any(loom, miri)))]
 mod membarrier {
     //! `membarrier(2)`, registered once per process. On other systems, or
@@ -366,6 +447,37 @@ mod tests {
 
     static V: ContextVar<u64> = ContextVar::new("v");
 
+    #[test]
+    fn a_burst_of_revocations_pauses_new_biases_for_a_while() {
+        use super::revocations::{Budget, PER_SECOND};
+        let budget = Budget::new();
+        let start = 5_000;
+        for i in 0..PER_SECOND {
+            budget.record(start + i % 1000);
+        }
+        assert!(budget.may_grant(start + 999), "within budget");
+        budget.record(start + 999);
+        assert!(!budget.may_grant(start + 999), "over budget: paused");
+        assert!(
+            !budget.may_grant(start + 1999),
+            "paused through the next window"
+        );
+        assert!(budget.may_grant(start + 2000), "and then granted again");
+        // A new window starts counting afresh.
+        budget.record(start + 2500);
+        assert!(budget.may_grant(start + 2500));
+    }
+
+    /// Serialises the tests that need biases granted, against the one that
+    /// revokes in bulk (which would pause grants for a while).
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// A context biased to the calling thread.
     fn biased() -> Context {
         let ctx = Context::new();
@@ -381,6 +493,7 @@ mod tests {
 
     #[test]
     fn the_owner_is_kept_out_of_a_nested_run() {
+        let _serial = serial();
         let ctx = biased();
         ctx.run(|| {
             assert!(ctx.is_entered());
@@ -391,6 +504,7 @@ mod tests {
 
     #[test]
     fn another_thread_is_kept_out_while_the_owner_is_inside_then_let_in() {
+        let _serial = serial();
         let ctx = biased();
         let inside = Barrier::new(2);
         let tried = Barrier::new(2);
@@ -424,6 +538,7 @@ mod tests {
 
     #[test]
     fn a_token_from_a_biased_context_is_refused_elsewhere() {
+        let _serial = serial();
         let ctx = biased();
         let token = ctx.run(|| V.set(5));
         assert_eq!(V.reset(token), Err(ContextError::WrongContext));
@@ -434,6 +549,7 @@ mod tests {
 
     #[test]
     fn a_panic_inside_leaves_the_biased_context_enterable() {
+        let _serial = serial();
         let ctx = biased();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             ctx.run(|| panic!("inside"));
@@ -443,35 +559,74 @@ mod tests {
         assert_eq!(ctx.run(|| 7), 7);
     }
 
-    /// Two threads hammer fresh contexts with `try_run`, each often enough
-    /// to be granted the bias, so that revocations race the owner's fast
-    /// entries: nobody is ever inside together with someone else, and every
-    /// run sees every earlier run's write.
+    /// Sets its flag when dropped.
+    struct SetOnDrop<'a>(&'a AtomicBool);
+
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    /// For each of many fresh contexts: one thread runs it until it is
+    /// biased to it, then keeps running it while a second thread tries too,
+    /// so that the revocation races the owner's fast entries. Nobody is ever
+    /// inside together with someone else, and every run sees every earlier
+    /// run's write.
     #[test]
-    fn two_threads_hammering_one_context_are_never_inside_together() {
-        let (contexts, rounds) = if cfg!(miri) { (3, 12) } else { (2000, 40) };
+    fn an_owner_and_a_revoker_hammering_one_context_are_never_inside_together() {
+        let _serial = serial();
+        // Fewer revocations than the budget allows in a second, so that
+        // every context here is biased.
+        let (contexts, rounds) = if cfg!(miri) { (3, 12) } else { (900, 40) };
+        const STAY: usize = if cfg!(miri) { 0 } else { 200 };
         for _ in 0..contexts {
             let ctx = Context::new();
             let occupied = AtomicBool::new(false);
             let entered = std::sync::atomic::AtomicU64::new(0);
-            let start = Barrier::new(2);
+            let primed = Barrier::new(2);
+            let revoker_tried = AtomicBool::new(false);
+            let attempt = || {
+                let _ = ctx.try_run(|| {
+                    assert!(!occupied.swap(true, Ordering::SeqCst), "two inside");
+                    let n = V.get().unwrap_or(0);
+                    // Stay a while: the revoker should arrive while the
+                    // owner is inside.
+                    for _ in 0..STAY {
+                        std::hint::spin_loop();
+                    }
+                    let _ = V.set(n + 1);
+                    occupied.store(false, Ordering::SeqCst);
+                    entered.fetch_add(1, Ordering::Relaxed);
+                });
+            };
             thread::scope(|s| {
-                for _ in 0..2 {
-                    s.spawn(|| {
-                        start.wait();
-                        for _ in 0..rounds {
-                            let _ = ctx.try_run(|| {
-                                assert!(!occupied.swap(true, Ordering::SeqCst), "two inside");
-                                let n = V.get().unwrap_or(0);
-                                let _ = V.set(n + 1);
-                                occupied.store(false, Ordering::SeqCst);
-                                entered.fetch_add(1, Ordering::Relaxed);
-                            });
-                        }
-                    });
-                }
+                s.spawn(|| {
+                    for _ in 0..GRANT_AFTER {
+                        attempt();
+                    }
+                    primed.wait();
+                    // Keep entering until the revoker has tried at least
+                    // once (it may be slow to wake), then a few more times.
+                    while !revoker_tried.load(Ordering::Acquire) {
+                        attempt();
+                    }
+                    for _ in 0..rounds {
+                        attempt();
+                    }
+                });
+                s.spawn(|| {
+                    primed.wait();
+                    for _ in 0..rounds {
+                        // Tell the owner once the attempt is over, even if
+                        // it panicked (the owner would wait for ever).
+                        let _tried = SetOnDrop(&revoker_tried);
+                        attempt();
+                    }
+                });
             });
             assert_eq!(ctx.get(&V), Some(entered.load(Ordering::Relaxed)));
         }
+        super::revocations::reset();
     }
 }
