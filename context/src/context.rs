@@ -396,6 +396,16 @@ impl Context {
     /// [`Context::get`] and to the next `run`. On return, normal or by panic,
     /// the thread's previous context is restored exactly.
     ///
+    /// # Cost
+    ///
+    /// Entering takes one atomic compare-and-swap — or none, once the same
+    /// thread has entered the context several times in a row: the context is
+    /// then *biased* to that thread, which enters it with plain loads and
+    /// stores. The first entry by another thread after that revokes the bias
+    /// with a process-wide memory barrier (a `membarrier` system call, some
+    /// microseconds), once in the context's life; a process that keeps
+    /// revoking stops granting biases for a while.
+    ///
     /// # Panics
     ///
     /// If the context is already entered, by this thread or another one, with

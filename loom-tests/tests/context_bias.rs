@@ -10,10 +10,13 @@
 //! run.)
 #![cfg(loom)]
 
-use baton_context::{Context, ContextError, ContextVar};
+use baton_context::{Context, ContextVar};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
+
+mod support;
+use support::{Overlap, the_one_that_entered};
 
 static VAR: ContextVar<u32> = ContextVar::new("var");
 
@@ -31,28 +34,24 @@ fn biased() -> Context {
 /// until the other has tried, so the attempts overlap: exactly one succeeds.
 #[test]
 fn the_owner_and_a_revoker_race_to_enter() {
-    loom::model(|| {
+    support::model("the_owner_and_a_revoker_race_to_enter", || {
         let ctx = biased();
-        let attempted = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let overlap = Arc::new(Overlap::new());
         let inside = Arc::new(AtomicBool::new(false));
 
         let contender = |me: usize, value: u32| {
             let ctx = ctx.clone();
-            let attempted = attempted.clone();
+            let overlap = overlap.clone();
             let inside = inside.clone();
             move || {
                 let result = ctx.try_run(|| {
                     assert!(!inside.swap(true, Ordering::SeqCst), "two inside");
                     assert_eq!(VAR.get(), Some(1));
                     let _ = VAR.set(value);
-                    while !attempted[1 - me].load(Ordering::Acquire) {
-                        thread::yield_now();
-                    }
+                    overlap.stay_inside(me);
                     inside.store(false, Ordering::SeqCst);
                 });
-                if result.is_err() {
-                    attempted[me].store(true, Ordering::Release);
-                }
+                overlap.attempted(me, &result);
                 result
             }
         };
@@ -60,11 +59,8 @@ fn the_owner_and_a_revoker_race_to_enter() {
         let other = thread::spawn(contender(1, 20));
         let mine = contender(0, 10)();
         let theirs = other.join().unwrap();
-        match (mine, theirs) {
-            (Ok(()), Err(ContextError::AlreadyEntered)) => assert_eq!(ctx.get(&VAR), Some(10)),
-            (Err(ContextError::AlreadyEntered), Ok(())) => assert_eq!(ctx.get(&VAR), Some(20)),
-            other => panic!("exactly one must enter: {other:?}"),
-        }
+        let winner = the_one_that_entered([mine, theirs]);
+        assert_eq!(ctx.get(&VAR), Some([10, 20][winner]));
         assert!(!ctx.is_entered());
     });
 }
@@ -73,7 +69,7 @@ fn the_owner_and_a_revoker_race_to_enter() {
 /// tries once: the runs never overlap, and each sees the ones before it.
 #[test]
 fn the_owner_and_another_thread_take_turns() {
-    loom::model(|| {
+    support::model("the_owner_and_another_thread_take_turns", || {
         let ctx = biased();
         let inside = Arc::new(AtomicBool::new(false));
         let step = |ctx: &Context, inside: &AtomicBool| {

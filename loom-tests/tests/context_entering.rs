@@ -4,10 +4,12 @@
 //! map cell and its per-thread current context are loom's.
 #![cfg(loom)]
 
-use baton_context::{Context, ContextError, ContextVar};
+use baton_context::{Context, ContextVar};
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
+
+mod support;
+use support::{Overlap, the_one_that_entered};
 
 static VAR: ContextVar<u32> = ContextVar::new("var");
 static OTHER: ContextVar<u32> = ContextVar::new("other");
@@ -20,22 +22,18 @@ static OTHER: ContextVar<u32> = ContextVar::new("other");
 fn two_threads_race_to_enter_one_context() {
     loom::model(|| {
         let ctx = Context::new();
-        let attempted = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+        let overlap = Arc::new(Overlap::new());
 
         let contender = |me: usize, own: u32, inside: u32| {
             let ctx = ctx.clone();
-            let attempted = attempted.clone();
+            let overlap = overlap.clone();
             move || {
                 let _own = VAR.set(own);
                 let result = ctx.try_run(|| {
                     let _ = VAR.set(inside);
-                    while !attempted[1 - me].load(Ordering::Acquire) {
-                        thread::yield_now();
-                    }
+                    overlap.stay_inside(me);
                 });
-                if result.is_err() {
-                    attempted[me].store(true, Ordering::Release);
-                }
+                overlap.attempted(me, &result);
                 // This thread's own context is untouched either way.
                 assert_eq!(VAR.get(), Some(own));
                 result
@@ -46,11 +44,8 @@ fn two_threads_race_to_enter_one_context() {
         let mine = contender(0, 1, 10)();
         let theirs = other.join().unwrap();
 
-        match (mine, theirs) {
-            (Ok(()), Err(ContextError::AlreadyEntered)) => assert_eq!(ctx.get(&VAR), Some(10)),
-            (Err(ContextError::AlreadyEntered), Ok(())) => assert_eq!(ctx.get(&VAR), Some(20)),
-            other => panic!("exactly one must enter: {other:?}"),
-        }
+        let winner = the_one_that_entered([mine, theirs]);
+        assert_eq!(ctx.get(&VAR), Some([10, 20][winner]));
         assert!(!ctx.is_entered());
     });
 }

@@ -16,6 +16,8 @@ use baton_context::{Context, ContextVar, copy_context};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
+mod support;
+
 static TRACKED: ContextVar<Arc<Tracked>> = ContextVar::new("tracked");
 static OTHER: ContextVar<u32> = ContextVar::new("other");
 
@@ -65,7 +67,7 @@ fn borrow(copy: Context) -> thread::JoinHandle<()> {
 /// while the borrower reads and gives the loan back.
 #[test]
 fn a_loan_comes_back_while_its_lender_writes() {
-    loom::model(|| {
+    support::model("a_loan_comes_back_while_its_lender_writes", || {
         lend_and_race(|copy| {
             let borrower = borrow(copy);
             let _ = OTHER.set(1);
@@ -79,7 +81,7 @@ fn a_loan_comes_back_while_its_lender_writes() {
 /// reads and gives the loan back.
 #[test]
 fn a_loan_comes_back_while_its_lender_leaves() {
-    loom::model(|| {
+    support::model("a_loan_comes_back_while_its_lender_leaves", || {
         lend_and_race(borrow);
     });
 }
@@ -88,14 +90,17 @@ fn a_loan_comes_back_while_its_lender_leaves() {
 /// the lender writes.
 #[test]
 fn loans_come_back_both_ways_while_their_lender_writes() {
-    loom::model(|| {
-        lend_and_race(|copy| {
-            let kept = copy_context();
-            let borrower = borrow(copy);
-            let _ = OTHER.set(1);
-            kept.run(|| TRACKED.get().expect("bound").check_alive());
-            drop(kept);
-            borrower
-        });
-    });
+    support::model(
+        "loans_come_back_both_ways_while_their_lender_writes",
+        || {
+            lend_and_race(|copy| {
+                let kept = copy_context();
+                let borrower = borrow(copy);
+                let _ = OTHER.set(1);
+                kept.run(|| TRACKED.get().expect("bound").check_alive());
+                drop(kept);
+                borrower
+            });
+        },
+    );
 }

@@ -85,3 +85,40 @@ impl Violations {
         }
     }
 }
+
+/// Makes two threads' attempts to enter one context overlap: whoever gets in
+/// stays inside ([`Overlap::stay_inside`]) until the other has made its
+/// attempt and failed ([`Overlap::attempted`]).
+pub struct Overlap([loom::sync::atomic::AtomicBool; 2]);
+
+impl Overlap {
+    pub fn new() -> Self {
+        Overlap([
+            loom::sync::atomic::AtomicBool::new(false),
+            loom::sync::atomic::AtomicBool::new(false),
+        ])
+    }
+
+    /// Called inside the context by contender `me` (0 or 1).
+    pub fn stay_inside(&self, me: usize) {
+        spin_until(|| self.0[1 - me].load(loom::sync::atomic::Ordering::Acquire));
+    }
+
+    /// Called by contender `me` with the result of its attempt.
+    pub fn attempted<T>(&self, me: usize, result: &Result<T, baton_context::ContextError>) {
+        if result.is_err() {
+            self.0[me].store(true, loom::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
+/// Which of two overlapping attempts to enter got in (0 or 1); panics
+/// unless exactly one did and the other failed with `AlreadyEntered`.
+pub fn the_one_that_entered(attempts: [Result<(), baton_context::ContextError>; 2]) -> usize {
+    use baton_context::ContextError::AlreadyEntered;
+    match attempts {
+        [Ok(()), Err(AlreadyEntered)] => 0,
+        [Err(AlreadyEntered), Ok(())] => 1,
+        other => panic!("exactly one must enter: {other:?}"),
+    }
+}
