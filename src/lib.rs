@@ -165,8 +165,13 @@
 //!   persistent map (a HAMT, like CPython's `hamt.c`); a later change to the
 //!   copy or to the original is invisible to the other.
 //!   *Checked by* `context/tests/context.rs` (`copy_is_independent_both_ways`)
-//!   and the map's property tests (`context/src/map.rs`); the cost is measured by the criterion
-//!   benches in `benches/` (`context_ops`).
+//!   and the map's property tests (`context/src/map.rs`); a copy made on a
+//!   thread is *lent* its bindings rather than counted, and the copies that
+//!   outlive a write or a `run` boundary are checked by the tests in
+//!   `context/src/lease.rs` and the loom models in
+//!   `loom-tests/tests/context_lease.rs` (each lent value dropped exactly
+//!   once, never early). The cost is measured by the criterion benches in
+//!   `benches/` (`context_ops`).
 //! * **S4 — `run` enters and restores exactly.** `ctx.run(f)` makes `ctx`
 //!   current for `f`, keeps `f`'s changes in `ctx`, and restores the
 //!   caller's context on return or panic. A context is entered by one thread
@@ -176,7 +181,11 @@
 //!   `two_threads_racing_to_enter_one_context_exactly_one_wins_at_a_time`)
 //!   and the loom models in `loom-tests/tests/context_entering.rs` (two
 //!   threads racing to enter one context; readers against a publishing
-//!   writer; nested runs on two threads).
+//!   writer; nested runs on two threads). A context that one thread keeps
+//!   entering is *biased* to it (entered without an atomic operation); the
+//!   tests in `context/src/bias.rs` and the loom models in
+//!   `loom-tests/tests/context_bias.rs` race the owner against a thread that
+//!   revokes the bias.
 //! * **S5 — reset restores, and refuses foreign tokens.** `reset(token)`
 //!   restores the binding from before the matching `set` (or removes it),
 //!   and fails with [`ContextError::WrongVar`] / [`ContextError::WrongContext`]
