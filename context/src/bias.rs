@@ -57,7 +57,9 @@
 //! which is as good as the owner having had one between its store and its
 //! load (the pattern of Linux's own `sys_membarrier` users, of folly's
 //! `asymmetricHeavyBarrier`, and of .NET's `FlushProcessWriteBuffers`).
-//! Where that system call is not available, no context is ever biased.
+//! Where that system call is not available, no context is ever biased. (The
+//! process registers for it once; a child of `fork`, which does not inherit
+//! the registration, registers again when its first barrier is refused.)
 //! Under loom and Miri both barriers are `SeqCst` fences, so the models and
 //! the interpreter check the protocol itself.
 //!
@@ -422,11 +424,15 @@ mod membarrier {
         fence(Ordering::SeqCst);
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: as in `register`; the process is registered.
-            let done = unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) };
-            // Registered, so it cannot fail; if it ever did, going on would
-            // break mutual exclusion.
-            assert_eq!(done, 0, "baton: membarrier failed after registration");
+            // SAFETY: as in `register`.
+            let expedited =
+                || unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) };
+            // Registered, so it succeeds — unless this is the child of a
+            // `fork`, which the registration does not carry over to: then
+            // register again, and retry.
+            let done = expedited() == 0 || (register() && expedited() == 0);
+            // Going on without the barrier would break mutual exclusion.
+            assert!(done, "baton: membarrier failed after registration");
         }
         #[cfg(not(target_os = "linux"))]
         unreachable!("no context is biased without membarrier");
