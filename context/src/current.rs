@@ -145,7 +145,9 @@ impl Current {
     #[inline]
     pub(crate) fn map_mut(&mut self) -> MapWriter<'_> {
         // A write may update the root in place: no loan may alias it.
-        self.settle();
+        if self.ledger.lent != 0 {
+            self.settle_loans(true);
+        }
         if self.map.is_none() {
             self.private_copy();
         }
@@ -194,13 +196,14 @@ impl Current {
     #[inline(always)]
     fn settle(&mut self) {
         if self.ledger.lent != 0 {
-            self.settle_loans();
+            self.settle_loans(false);
         }
     }
 
+    /// `settle`'s work; `for_write` when a write to the bindings follows.
     #[cold]
     #[inline(never)]
-    fn settle_loans(&mut self) {
+    fn settle_loans(&mut self, for_write: bool) {
         let Ledger { lease, lent } = self.ledger;
         let lease = lease.expect("loans out without a lease");
         // SAFETY: the ledger's lease is open and this thread's.
@@ -209,9 +212,20 @@ impl Current {
             return;
         }
         // Some loans are out: the lease takes its own reference to the root
-        // (the root stays alive through the current owner meanwhile, so this
-        // clone never frees anything when dropped) and leaves the ledger.
-        let own = self.with_map(Map::clone);
+        // and leaves the ledger. Before a write to the slot's private map,
+        // that is the slot's own reference, and the slot moves on to a copy
+        // of the root: the write would copy the shared root anyway, and this
+        // way it neither counts the lease's reference nor drops the slot's.
+        // Otherwise a clone (the current owner keeps the root alive
+        // meanwhile, so dropping the clone never frees anything).
+        let own = match self.map.as_mut() {
+            Some(map) if for_write => {
+                let own = map.detach_root();
+                self.view = alias(map);
+                own
+            }
+            _ => self.with_map(Map::clone),
+        };
         self.ledger = Ledger::EMPTY;
         // SAFETY: open, this thread's, `lent` as counted; forgotten above.
         unsafe { Lease::close(lease, own, lent) };

@@ -42,7 +42,10 @@
 //! * If `lent + balance == 0` (an Acquire load), every loan is back: nobody
 //!   else can reach the lease, and it is reset for reuse. No atomic RMW.
 //! * Otherwise the lease is *closed*: it takes a counted reference to the
-//!   root (its own, `own`), so the loans no longer depend on the thread, and
+//!   root (its own, `own`), so the loans no longer depend on the thread —
+//!   before a write to the slot's private map, the slot's own reference,
+//!   the slot moving on to a copy of the root branch (which the write would
+//!   have made anyway, the root being shared), else a new one — and
 //!   adds `CLOSED + lent` to `balance` in one `fetch_add`. From then on
 //!   `balance - CLOSED` is the number of loans still out; whoever brings it
 //!   to exactly `CLOSED` (the closer, if the last loan came back in between,
@@ -74,9 +77,12 @@
 //!   or mutated. The closer writes `own` before its `fetch_add` (Release), and
 //!   the freeing `fetch_sub` (Acquire) reads it after.
 //!
-//! What this costs elsewhere: a copy that outlives a write or a `run` boundary
-//! on its thread pays, at the settle, one increment and one `fetch_add`, and
-//! its return pays the `fetch_sub` and, for the last one, the decrement.
+//! What this costs elsewhere: a copy that outlives a `run` boundary on its
+//! thread pays, at the settle, one increment and one `fetch_add`, and its
+//! return the `fetch_sub` and, for the last one, the decrement: two atomics
+//! more than a counted copy. One that outlives a write pays the `fetch_add`
+//! and the `fetch_sub` instead of a counted copy's increment and the
+//! write's decrement of the shared root: the same count.
 
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;

@@ -479,6 +479,30 @@ impl<H: KeyHash> Map<H> {
         }
     }
 
+    /// Gives this map a copy of its root branch (a reference-count increment
+    /// per occupied slot, what a write to a shared root pays anyway) and
+    /// returns the reference to the old root, rather than dropping it: for a
+    /// caller that must keep the old root alive while this map is written
+    /// (a lease, see `lease.rs`). The copy is unshared, so the write that
+    /// follows updates it in place.
+    pub(crate) fn detach_root(&mut self) -> Map<H> {
+        let Some(root) = &self.root else {
+            return Map::new();
+        };
+        let header = *header(root);
+        let count = usize::from(header.count);
+        let cap = (count + 1).min(FANOUT);
+        let slots = &root.slice;
+        let fresh = Node::from_header_and_iter(
+            header,
+            (0..cap).map(|i| if i < count { slots[i].clone() } else { FREE }),
+        );
+        Map {
+            root: self.root.replace(fresh),
+            _hash: PhantomData,
+        }
+    }
+
     /// Whether the map has no bindings (and so no root to count).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -967,6 +991,29 @@ mod tests {
         assert!(!a.ptr_eq(&b));
         assert_eq!(b.get(5).map(value_of), Some(5));
         assert_eq!(a.get(5).map(value_of), Some(500));
+    }
+
+    #[test]
+    fn a_detached_root_keeps_the_old_bindings_and_the_map_writes_its_copy() {
+        let mut a: Map = Map::new();
+        for k in 1..200 {
+            insert(&mut a, k, k);
+        }
+        let old = a.detach_root();
+        assert!(!a.ptr_eq(&old));
+        check_invariants(&a);
+        check_invariants(&old);
+        // The copy's root is this map's alone: written in place.
+        assert!(is_unique(a.root.as_ref().unwrap()));
+        insert(&mut a, 5, 500);
+        assert!(a.remove(150).is_some());
+        assert_eq!(old.get(5).map(value_of), Some(5));
+        assert_eq!(old.get(150).map(value_of), Some(150));
+        assert_eq!(a.get(5).map(value_of), Some(500));
+        assert_eq!((a.len(), old.len()), (198, 199));
+        // An empty map has nothing to detach.
+        let mut empty: Map = Map::new();
+        assert!(empty.detach_root().is_empty() && empty.is_empty());
     }
 
     #[test]
