@@ -216,8 +216,10 @@ impl Current {
         // that is the slot's own reference, and the slot moves on to a copy
         // of the root: the write would copy the shared root anyway, and this
         // way it neither counts the lease's reference nor drops the slot's.
-        // Otherwise a clone (the current owner keeps the root alive
-        // meanwhile, so dropping the clone never frees anything).
+        // Otherwise a clone. Either way, if `close` finds every loan back and
+        // drops `own` right here, inside the slot's borrow, no value's
+        // destructor runs: the current bindings (the owner's, or the copy's
+        // slots, which hold every value of the old root) keep them all.
         let own = match self.map.as_mut() {
             Some(map) if for_write => {
                 let own = map.detach_root();
