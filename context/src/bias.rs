@@ -213,22 +213,27 @@ impl Bias {
         }
         let me = token();
         let streak = self.streak.load(Ordering::Relaxed);
-        // Capped, so that it stays within its bits where no bias is ever
-        // granted (no membarrier).
-        let count = if streak >> STREAK_BITS == me {
-            ((streak & ((1 << STREAK_BITS) - 1)) + 1).min(GRANT_AFTER)
+        let mut count = if streak >> STREAK_BITS == me {
+            (streak & ((1 << STREAK_BITS) - 1)) + 1
         } else {
             1
         };
-        if count >= GRANT_AFTER && barriers_available() && revocations::may_grant() {
-            assign_id();
-            // Seen by other threads after they claim ENTERED (which pairs
-            // with the Release that follows), and by this thread at once.
-            self.bias.store(me, Ordering::Relaxed);
-        } else {
-            self.streak
-                .store(me << STREAK_BITS | count, Ordering::Relaxed);
+        if count == GRANT_AFTER {
+            if barriers_available() && revocations::may_grant() {
+                assign_id();
+                // Seen by other threads after they claim ENTERED (which
+                // pairs with the Release that follows), and by this thread
+                // at once.
+                self.bias.store(me, Ordering::Relaxed);
+                return;
+            }
+            // Refused: count a new streak, so that the refusal (a clock
+            // read, while grants are paused) is asked for once per streak,
+            // not on every exit; the count also stays within its bits.
+            count = 0;
         }
+        self.streak
+            .store(me << STREAK_BITS | count, Ordering::Relaxed);
     }
 
     /// Whether the context is biased to some thread.

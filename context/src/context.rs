@@ -12,7 +12,7 @@ use crate::current;
 use crate::error::ContextError;
 use crate::handle::Handle;
 use crate::id;
-use crate::lease::{Bindings, Loan, Released};
+use crate::lease::{Bindings, Loan};
 use crate::map::{Map, Value};
 use crate::state::{Access, EntryWord};
 use crate::sync::UnsafeCell;
@@ -101,18 +101,16 @@ pub(crate) struct SharedCell {
 
 impl Drop for SharedCell {
     fn drop(&mut self) {
+        // The map and its loan go back together, for `Bindings` to drop the
+        // one or give back the other.
         // SAFETY: `&mut self`: nobody else can reach the cell.
-        let lent = self.loan.with(|loan| unsafe { (*loan).is_some() });
-        if lent {
-            // A lent root is not ours to drop: forget it. The loan is given
-            // back when the `loan` field drops, after this.
-            // SAFETY: as above.
-            let alias = self
-                .cell
-                .map
-                .with_mut(|slot| unsafe { mem::take(&mut *slot) });
-            mem::forget(alias);
-        }
+        let map = self
+            .cell
+            .map
+            .with_mut(|slot| unsafe { mem::take(&mut *slot) });
+        // SAFETY: as above.
+        let loan = self.loan.with_mut(|loan| unsafe { (*loan).take() });
+        drop(Bindings::from_parts(map, loan));
     }
 }
 
@@ -137,7 +135,7 @@ impl ContextCell {
     /// `this` points to a live cell that the calling thread has entered. If
     /// the cell is shared, `this` was derived from a pointer to its whole
     /// [`SharedCell`] (as [`Context::cell_ptr`] makes them).
-    pub(crate) unsafe fn publish(this: *const ContextCell, map: Map) -> Released {
+    pub(crate) unsafe fn publish(this: *const ContextCell, map: Map) -> Bindings {
         // SAFETY: alive (caller's contract).
         let cell = unsafe { &*this };
         if cell.entry.is_shared() {
@@ -153,14 +151,14 @@ impl ContextCell {
             // SAFETY: as above; `loan` follows `map`'s rules.
             let loan = shared.loan.with_mut(|loan| unsafe { (*loan).take() });
             shared.access.end_write();
-            Released::new(old, loan)
+            Bindings::from_parts(old, loan)
         } else {
             // SAFETY: an unshared cell is reachable by one thread at a time
             // (it is not `Sync`), and this thread has it entered.
             let old = cell
                 .map
                 .with_mut(|slot| unsafe { mem::replace(&mut *slot, map) });
-            Released::new(old, None)
+            Bindings::owned(old)
         }
     }
 
@@ -334,15 +332,12 @@ impl Context {
     }
 
     fn from_map(map: Map) -> Context {
-        Context::from_bindings(Bindings::Owned(map))
+        Context::from_bindings(Bindings::owned(map))
     }
 
     #[inline]
     fn from_bindings(bindings: Bindings) -> Context {
-        let (map, loan) = match bindings {
-            Bindings::Owned(map) => (map, None),
-            Bindings::Lent(alias, loan) => (mem::ManuallyDrop::into_inner(alias), Some(loan)),
-        };
+        let (map, loan) = bindings.into_parts();
         // SAFETY: every field of the cell is written, none read.
         let inner = unsafe {
             Handle::new_in_place(|shared| {

@@ -45,7 +45,7 @@ use std::ptr::{self, NonNull};
 use crate::context::ContextCell;
 use crate::error::ContextError;
 use crate::id;
-use crate::lease::{Bindings, Lease, Loan, Released};
+use crate::lease::{Bindings, Lease, Loan};
 use crate::map::Map;
 use crate::sync::current_thread_local;
 
@@ -145,9 +145,7 @@ impl Current {
     #[inline]
     pub(crate) fn map_mut(&mut self) -> MapWriter<'_> {
         // A write may update the root in place: no loan may alias it.
-        if self.ledger.lent != 0 {
-            self.settle_loans(true);
-        }
+        self.settle(true);
         if self.map.is_none() {
             self.private_copy();
         }
@@ -175,7 +173,7 @@ impl Current {
     #[inline]
     fn lend(&mut self) -> Bindings {
         if self.with_map(Map::is_empty) {
-            return Bindings::Owned(Map::new());
+            return Bindings::owned(Map::new());
         }
         let lease = match self.ledger.lease {
             Some(lease) => lease,
@@ -184,23 +182,23 @@ impl Current {
                     self.ledger.lease = Some(lease);
                     lease
                 }
-                None => return Bindings::Owned(self.with_map(Map::clone)),
+                None => return Bindings::owned(self.with_map(Map::clone)),
             },
         };
         self.ledger.lent += 1;
-        Bindings::Lent(self.with_map(alias), Loan::new(lease))
+        Bindings::lent(self.with_map(alias), Loan::new(lease))
     }
 
     /// Makes sure no loan depends on the current bindings' owner any more,
-    /// before that owner is written or left (see `lease.rs`).
+    /// before that owner is written (`for_write`) or left (see `lease.rs`).
     #[inline(always)]
-    fn settle(&mut self) {
+    fn settle(&mut self, for_write: bool) {
         if self.ledger.lent != 0 {
-            self.settle_loans(false);
+            self.settle_loans(for_write);
         }
     }
 
-    /// `settle`'s work; `for_write` when a write to the bindings follows.
+    /// `settle`'s work.
     #[cold]
     #[inline(never)]
     fn settle_loans(&mut self, for_write: bool) {
@@ -269,7 +267,7 @@ impl Current {
     /// the replaced bindings, for the caller to drop outside the borrow.
     #[cold]
     #[inline(never)]
-    fn set_aside(&mut self) -> Option<Released> {
+    fn set_aside(&mut self) -> Option<Bindings> {
         let map = self.map.take()?;
         if self.ctx.is_null() {
             self.base = Box::into_raw(Box::new(ContextCell::new_base()));
@@ -341,7 +339,7 @@ impl Drop for Cleanup {
         let owned = CURRENT.try_with(|current| {
             let mut current = current.borrow_mut();
             // Loans out now rest on the lease alone; an idle lease is freed.
-            current.settle();
+            current.settle(false);
             if let Some(lease) = current.ledger.lease.take() {
                 // SAFETY: open with no loan out (settled), and forgotten by
                 // the ledger.
@@ -387,7 +385,7 @@ fn open_lease() -> Option<NonNull<Lease>> {
 pub(crate) fn lend() -> Bindings {
     CURRENT
         .try_with(|current| current.try_borrow_mut().expect(REENTRANT).lend())
-        .unwrap_or(Bindings::Owned(Map::new()))
+        .unwrap_or_else(|_| Bindings::owned(Map::new()))
 }
 
 /// This thread's ledger: its open lease's address (if any) and `lent`.
@@ -540,7 +538,7 @@ impl Drop for Entered {
                 let mut current = current.borrow_mut();
                 // The inner bindings' owner is about to be left (and maybe
                 // dropped): no loan may depend on it.
-                current.settle();
+                current.settle(false);
                 if self.outer_ledger.lease.is_some() {
                     if let Some(lease) = current.ledger.lease {
                         // SAFETY: open with no loan out (settled), and

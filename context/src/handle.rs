@@ -225,7 +225,7 @@ mod pool {
             .unwrap_or(false);
         if !kept {
             let layout = std::alloc::Layout::new::<Inner>();
-            // SAFETY: a `Inner` allocation, unused (contract).
+            // SAFETY: an `Inner` allocation, unused (contract).
             unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), layout) };
         }
     }
@@ -243,7 +243,7 @@ mod pool {
     /// As the non-loom `give`.
     pub(super) unsafe fn give(ptr: NonNull<Inner>) {
         let layout = std::alloc::Layout::new::<Inner>();
-        // SAFETY: a `Inner` allocation, unused (contract).
+        // SAFETY: an `Inner` allocation, unused (contract).
         unsafe { std::alloc::dealloc(ptr.as_ptr().cast(), layout) };
     }
 }

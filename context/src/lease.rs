@@ -221,33 +221,51 @@ impl Drop for Loan {
     }
 }
 
-/// Bindings as a context cell receives them: counted, or lent.
-pub(crate) enum Bindings {
-    /// A counted reference, which the cell owns.
-    Owned(Map),
-    /// A non-owning copy of a lent root, valid while the loan is out: the
-    /// cell must give the loan back, and never drop the map.
-    Lent(ManuallyDrop<Map>, Loan),
-}
-
-/// Bindings a cell let go of (see `ContextCell::publish`): dropped with this
-/// value if they were counted, given back if they were lent.
-pub(crate) struct Released {
+/// Bindings as a context cell holds them: counted, or lent under a loan. A
+/// lent root is never dropped: dropping `Bindings` drops counted ones and
+/// gives a loan back. This is the one place that rule lives; a cell takes
+/// its bindings apart to store them ([`Bindings::into_parts`]) and puts them
+/// back together to let go of them ([`Bindings::from_parts`]).
+pub(crate) struct Bindings {
+    /// The map; a non-owning copy of the root if `loan` is `Some`.
     map: ManuallyDrop<Map>,
     loan: Option<Loan>,
 }
 
-impl Released {
-    /// `map`, lent under `loan` if that is `Some`.
-    pub(crate) fn new(map: Map, loan: Option<Loan>) -> Released {
-        Released {
+impl Bindings {
+    /// Counted bindings.
+    pub(crate) fn owned(map: Map) -> Bindings {
+        Bindings::from_parts(map, None)
+    }
+
+    /// A lent root: `alias` is valid while `loan` is out.
+    pub(crate) fn lent(alias: ManuallyDrop<Map>, loan: Loan) -> Bindings {
+        Bindings {
+            map: alias,
+            loan: Some(loan),
+        }
+    }
+
+    /// `map`, lent under `loan` if that is `Some` (then `map` is an alias,
+    /// which this never drops).
+    pub(crate) fn from_parts(map: Map, loan: Option<Loan>) -> Bindings {
+        Bindings {
             map: ManuallyDrop::new(map),
             loan,
         }
     }
+
+    /// The map and the loan, for a cell to store; the caller takes over the
+    /// rule above.
+    pub(crate) fn into_parts(self) -> (Map, Option<Loan>) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: both fields are moved out once, and `this` is never
+        // dropped.
+        unsafe { (ManuallyDrop::take(&mut this.map), this.loan.take()) }
+    }
 }
 
-impl Drop for Released {
+impl Drop for Bindings {
     #[inline]
     fn drop(&mut self) {
         if self.loan.take().is_none() {

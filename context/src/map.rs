@@ -237,13 +237,21 @@ fn reallocate(node: &mut Node, need: usize) {
             )
         })
     } else {
-        let slots = &node.slice;
-        Node::from_header_and_iter(
-            header,
-            (0..cap).map(|i| if i < count { slots[i].clone() } else { FREE }),
-        )
+        cloned_branch(node, cap)
     };
     *node = fresh;
+}
+
+/// A copy of the shared branch `node` with `cap` slots: its occupied slots
+/// cloned (a reference-count increment each), the rest `Free`.
+fn cloned_branch(node: &Node, cap: usize) -> Node {
+    let header = *header(node);
+    let count = usize::from(header.count);
+    let slots = &node.slice;
+    Node::from_header_and_iter(
+        header,
+        (0..cap).map(|i| if i < count { slots[i].clone() } else { FREE }),
+    )
 }
 
 /// A persistent map from variable ids to values: one word, the root branch
@@ -489,14 +497,9 @@ impl<H: KeyHash> Map<H> {
         let Some(root) = &self.root else {
             return Map::new();
         };
-        let header = *header(root);
-        let count = usize::from(header.count);
-        let cap = (count + 1).min(FANOUT);
-        let slots = &root.slice;
-        let fresh = Node::from_header_and_iter(
-            header,
-            (0..cap).map(|i| if i < count { slots[i].clone() } else { FREE }),
-        );
+        // As a write's copy of a shared branch: one spare slot.
+        let cap = (usize::from(header(root).count) + 1).min(FANOUT);
+        let fresh = cloned_branch(root, cap);
         Map {
             root: self.root.replace(fresh),
             _hash: PhantomData,
