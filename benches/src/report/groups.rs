@@ -381,23 +381,22 @@ pub fn context(s: Settings, py: Option<&Value>) -> Vec<Workload> {
         }
     });
     assert_eq!(cell.len(), 8);
-    // The same bindings in a context whose bias was revoked (run by this
-    // thread until biased to it, then once by another thread): every entry
-    // takes the slow path, a compare-and-swap on the entered flag — what a
-    // context passed between threads pays.
-    let revoked = ctx.copy();
+    // The same bindings in a context that another thread has entered too:
+    // a `Context` passed between threads. (While biased entering existed,
+    // this was the row that showed its revoked, compare-and-swap path.)
+    let passed = ctx.copy();
     for _ in 0..16 {
-        revoked.run(|| ());
+        passed.run(|| ());
     }
     std::thread::scope(|s| {
-        s.spawn(|| revoked.run(|| ()));
+        s.spawn(|| passed.run(|| ()));
     });
     push(
         "ctx.run(noop) (8 bound)".into(),
         vec![
             System::new("baton", || black_box(&ctx).run(|| black_box(()))),
-            System::new("baton, bias revoked", || {
-                black_box(&revoked).run(|| black_box(()))
+            System::new("baton, entered by two threads", || {
+                black_box(&passed).run(|| black_box(()))
             }),
             System::new("baton ContextCell", || {
                 black_box(&cell).run(|| black_box(()))
@@ -411,7 +410,46 @@ pub fn context(s: Settings, py: Option<&Value>) -> Vec<Workload> {
         ],
         cpython_stat(py, &["ops", "ctx.run(noop) overhead (8 bound)"]),
     );
+    // One poll of an attached future that stays pending: what every poll of
+    // a future wrapped by `attach` pays under another executor (tokio's),
+    // beside the same poll unwrapped and inside tokio's `task_local!` scope.
+    let mut sole = Box::pin(ctx.copy().attach(Pending));
+    let mut shared = Box::pin(ctx.attach(Pending));
+    let mut scoped = Box::pin(TOKIO_U64.scope(1, Pending));
+    let mut bare = Box::pin(Pending);
+    let poll = |fut: std::pin::Pin<&mut dyn std::future::Future<Output = ()>>| {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        black_box(fut.poll(&mut cx).is_pending())
+    };
+    push(
+        "attach: poll (8 bound)".into(),
+        vec![
+            System::new("baton, sole handle", || {
+                poll(sole.as_mut());
+            }),
+            System::new("baton, shared handle", || {
+                poll(shared.as_mut());
+            }),
+            System::new("tokio task_local! scope", || {
+                poll(scoped.as_mut());
+            }),
+            System::new("bare future", || {
+                poll(bare.as_mut());
+            }),
+        ],
+        None,
+    );
     out
+}
+
+/// A future that is always pending and never registers its waker.
+struct Pending;
+
+impl std::future::Future for Pending {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
 }
 
 /// Bound-var counts of the sweep.
