@@ -181,11 +181,14 @@
 //!   `two_threads_racing_to_enter_one_context_exactly_one_wins_at_a_time`)
 //!   and the loom models in `loom-tests/tests/context_entering.rs` (two
 //!   threads racing to enter one context; readers against a publishing
-//!   writer; nested runs on two threads). A context that one thread keeps
-//!   entering is *biased* to it (entered without an atomic operation); the
-//!   tests in `context/src/bias.rs` and the loom models in
-//!   `loom-tests/tests/context_bias.rs` race the owner against a thread that
-//!   revokes the bias.
+//!   writer; nested runs on two threads). An attached future that holds the
+//!   only handle to its context enters it without an atomic operation; the
+//!   loom models in `loom-tests/tests/context_exclusive.rs` race that against
+//!   another holder's last run and drop. User code that panics or re-enters
+//!   while a context is entered or left (a value's destructor, a `Clone`)
+//!   leaves the thread in its own context and no context claimed:
+//!   `context/tests/soundness.rs` has a panicking and a re-entrant test for
+//!   every point where user code runs.
 //! * **S5 — reset restores, and refuses foreign tokens.** `reset(token)`
 //!   restores the binding from before the matching `set` (or removes it),
 //!   and fails with [`ContextError::WrongVar`] / [`ContextError::WrongContext`]

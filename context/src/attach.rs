@@ -74,7 +74,9 @@ impl<F: Future> Future for Attached<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
         let mut fut = this.fut;
-        let polled = this.ctx.try_run(|| {
+        // `Pin<&mut Self>` holds the handle by `&mut`: if it is the only
+        // one, the context is entered without a compare-and-swap.
+        let polled = this.ctx.try_run_mut(|| {
             let inner = fut
                 .as_mut()
                 .as_pin_mut()

@@ -7,8 +7,7 @@ use std::future::Future;
 use std::mem;
 
 use crate::attach::Attached;
-use crate::bias::{Bias, Claim};
-use crate::current;
+use crate::current::{self, Claim};
 use crate::error::ContextError;
 use crate::handle::Handle;
 use crate::id;
@@ -93,8 +92,6 @@ pub struct ContextCell {
 pub(crate) struct SharedCell {
     cell: ContextCell,
     access: Access,
-    /// Biased entering: see `bias.rs`.
-    bias: Bias,
     /// The loan behind `map`, if it is lent; same access rules as `map`.
     loan: UnsafeCell<Option<Loan>>,
 }
@@ -163,56 +160,38 @@ impl ContextCell {
     }
 
     /// Claims the cell at `this` for the calling thread (S4): a plain load
-    /// and store for an unshared cell, the biased fast path or the ENTERED
-    /// compare-and-swap for a shared one (`bias.rs`, `state.rs`).
+    /// and store for an unshared cell, the ENTERED compare-and-swap for a
+    /// shared one (`state.rs`).
     ///
     /// # Safety
-    /// `this` points to a live cell; if the cell is shared, `this` was
-    /// derived from a pointer to its whole [`SharedCell`].
+    /// `this` points to a live cell.
     #[inline(always)]
     pub(crate) unsafe fn try_enter(this: *const ContextCell) -> Result<(), ContextError> {
         // SAFETY: alive (caller's contract).
-        let cell = unsafe { &*this };
-        if !cell.entry.is_shared() {
-            return cell.entry.try_enter();
-        }
-        // SAFETY: shared, so the first field of a `SharedCell` that `this`
-        // may address (contract).
-        let shared = unsafe { &*this.cast::<SharedCell>() };
-        if let Some(entered) = shared.bias.try_enter_biased() {
-            return entered;
-        }
-        cell.entry.try_enter()?;
-        match shared.bias.claim() {
-            Claim::Entered => Ok(()),
-            Claim::OwnerInside => {
-                cell.entry.exit();
-                Err(ContextError::AlreadyEntered)
-            }
-        }
+        unsafe { &*this }.entry.try_enter()
+    }
+
+    /// Claims the cell at `this` with a plain load and store, shared or not.
+    ///
+    /// # Safety
+    /// `this` points to a live cell that no other thread can reach: the
+    /// caller holds the only handle to it, by `&mut`, and the count that
+    /// said so was read with Acquire (so everything earlier holders did,
+    /// their exit included, is visible here).
+    #[inline(always)]
+    pub(crate) unsafe fn try_enter_exclusive(this: *const ContextCell) -> Result<(), ContextError> {
+        // SAFETY: alive (caller's contract).
+        unsafe { &*this }.entry.try_enter_exclusive()
     }
 
     /// Gives up the cell at `this`, which the calling thread has entered.
     ///
     /// # Safety
-    /// As for [`ContextCell::try_enter`], and the calling thread has the
-    /// cell entered.
+    /// `this` points to a live cell, which the calling thread has entered.
     #[inline(always)]
     pub(crate) unsafe fn exit(this: *const ContextCell) {
         // SAFETY: alive (caller's contract).
-        let cell = unsafe { &*this };
-        if cell.entry.is_shared() {
-            // SAFETY: as in `try_enter`.
-            let shared = unsafe { &*this.cast::<SharedCell>() };
-            if shared.bias.exit_biased() {
-                return;
-            }
-            // Still holding ENTERED: may assign the identity.
-            shared.bias.on_slow_exit(|| {
-                cell.id();
-            });
-        }
-        cell.entry.exit();
+        unsafe { &*this }.entry.exit();
     }
 
     /// This context's identity, assigned on first use. Only the thread that
@@ -281,7 +260,7 @@ impl ContextCell {
     pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
         // SAFETY: `self` is borrowed for as long as the guard lives, and an
         // unshared cell is never cast to a `SharedCell`.
-        let _entered = unsafe { current::enter(self) }?;
+        let _entered = unsafe { current::enter(self, Claim::Contended) }?;
         Ok(f())
     }
 
@@ -344,7 +323,6 @@ impl Context {
                 (&raw mut (*shared).cell.entry).write(EntryWord::new(true));
                 (&raw mut (*shared).cell.map).write(UnsafeCell::new(map));
                 (&raw mut (*shared).access).write(Access::new());
-                (&raw mut (*shared).bias).write(Bias::new());
                 (&raw mut (*shared).loan).write(UnsafeCell::new(loan));
             })
         };
@@ -393,13 +371,11 @@ impl Context {
     ///
     /// # Cost
     ///
-    /// Entering takes one atomic compare-and-swap — or none, once the same
-    /// thread has entered the context several times in a row: the context is
-    /// then *biased* to that thread, which enters it with plain loads and
-    /// stores. The first entry by another thread after that revokes the bias
-    /// with a process-wide memory barrier (a `membarrier` system call, some
-    /// microseconds), once in the context's life; a process that keeps
-    /// revoking stops granting biases for a while.
+    /// Entering takes one atomic compare-and-swap (any thread may hold a
+    /// handle and race for the context), and leaving one release store.
+    /// Where one party provably owns a context, entering costs plain loads
+    /// and stores instead: a [`ContextCell`] (a task's own context), and an
+    /// [`Attached`] future that holds the only handle to its context.
     ///
     /// # Panics
     ///
@@ -421,7 +397,25 @@ impl Context {
     pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
         // SAFETY: `self` (and so the cell) outlives the guard, and the
         // pointer addresses the whole `SharedCell`.
-        let _entered = unsafe { current::enter(self.cell_ptr()) }?;
+        let _entered = unsafe { current::enter(self.cell_ptr(), Claim::Contended) }?;
+        Ok(f())
+    }
+
+    /// [`Context::try_run`] for a caller that holds this handle by `&mut`:
+    /// if it is the only handle, no other thread can reach the context, and
+    /// it is entered with plain loads and stores instead of the
+    /// compare-and-swap (what [`Attached`] polls pay).
+    #[inline]
+    pub(crate) fn try_run_mut<R>(&mut self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
+        let claim = if self.inner.is_unique() {
+            Claim::Exclusive
+        } else {
+            Claim::Contended
+        };
+        // SAFETY: as in `try_run`; and exclusive when so claimed: `&mut
+        // self` keeps this, the only handle, from being cloned or lent
+        // meanwhile, and `is_unique` read the count with Acquire.
+        let _entered = unsafe { current::enter(self.cell_ptr(), claim) }?;
         Ok(f())
     }
 
@@ -432,7 +426,7 @@ impl Context {
 
     /// Whether some thread is running inside this context right now.
     pub fn is_entered(&self) -> bool {
-        self.inner.cell.entry.is_entered() || self.inner.bias.owner_inside()
+        self.inner.cell.entry.is_entered()
     }
 
     /// The value bound to `var` in this context, ignoring the variable's
@@ -476,12 +470,6 @@ impl Context {
     /// context. See [`Attached`].
     pub fn attach<F: Future>(&self, fut: F) -> Attached<F> {
         Attached::new(self.clone(), fut)
-    }
-
-    /// Whether the context is biased to some thread (`bias.rs`).
-    #[cfg(all(test, not(loom)))]
-    pub(crate) fn is_biased(&self) -> bool {
-        self.inner.bias.is_biased()
     }
 
     /// Whether two handles refer to the same context.

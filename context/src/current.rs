@@ -37,9 +37,11 @@
 //! flag, one pointer load, and a lookup in the map — no atomic operation at
 //! all.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::mem::{self, ManuallyDrop};
 use std::ops::{Deref, DerefMut};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::{self, NonNull};
 
 use crate::context::ContextCell;
@@ -75,6 +77,10 @@ pub(crate) struct Current {
     view: ManuallyDrop<Map>,
     /// The loans of `view`'s root that `copy_context()` handed out.
     ledger: Ledger,
+    /// The thread is exiting and [`Cleanup`] has run (or is running): nothing
+    /// would free a private map of the base context any more, so a write
+    /// there is dropped as soon as it is made (see [`with_mut`]).
+    orphan: bool,
 }
 
 /// A thread's open lease and how many of its loans it counts as out (loans
@@ -100,6 +106,7 @@ impl Current {
         base: ptr::null_mut(),
         view: ManuallyDrop::new(Map::new()),
         ledger: Ledger::EMPTY,
+        orphan: false,
     };
 
     /// Runs `f` on the current bindings (through `view`).
@@ -160,9 +167,11 @@ impl Current {
     #[inline(never)]
     fn private_copy(&mut self) {
         // Whatever the slot holds from now on must be dropped with the
-        // thread: have `Cleanup` registered first.
+        // thread: have `Cleanup` registered first. If it is gone already (a
+        // destructor that sets a variable, run at thread exit), the write is
+        // an orphan's: `with_mut` drops it right after it is made.
         if CLEANUP.try_with(|_| ()).is_err() {
-            panic!("baton: cannot set a ContextVar while the thread is exiting");
+            self.orphan = true;
         }
         let copy = self.bindings(Map::clone);
         *self.map = Some(copy);
@@ -277,7 +286,24 @@ impl Current {
         // is the one entitled to publish into it: it has it entered, or it is
         // its own base cell (marked entered for good). A shared cell's
         // pointer came from `Context::cell_ptr` (through `enter`).
-        Some(unsafe { ContextCell::publish(self.ctx, map) })
+        let replaced = unsafe { ContextCell::publish(self.ctx, map) };
+        // Same root, now owned by the cell.
+        self.view = self.cell_view();
+        Some(replaced)
+    }
+
+    /// At thread exit, what a write to the base context left in the slot,
+    /// for the caller to drop (see `orphan`). Writes inside an entered
+    /// context are kept: leaving it publishes them as usual.
+    #[cold]
+    #[inline(never)]
+    fn orphaned(&mut self) -> Option<Map> {
+        if !self.ctx.is_null() && !ptr::eq(self.ctx, self.base) {
+            return None;
+        }
+        let map = self.map.take();
+        self.view = self.cell_view();
+        map
     }
 }
 
@@ -338,6 +364,10 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let owned = CURRENT.try_with(|current| {
             let mut current = current.borrow_mut();
+            // From now on nothing would free a private map of the base
+            // context: writes there (by the destructors below, say) are
+            // dropped as soon as they are made.
+            current.orphan = true;
             // Loans out now rest on the lease alone; an idle lease is freed.
             current.settle(false);
             if let Some(lease) = current.ledger.lease.take() {
@@ -354,15 +384,21 @@ impl Drop for Cleanup {
             (map, base)
         });
         if let Ok((map, base)) = owned {
-            // Dropped outside the borrow: a value's destructor may read
-            // context variables (and sees an empty context).
-            drop(map);
-            if !base.is_null() {
-                // SAFETY: `base` came from `Box::into_raw` in `set_aside`,
-                // and the slot no longer points to it: this is the only
-                // owner left.
-                drop(unsafe { Box::from_raw(base) });
-            }
+            // Dropped outside the borrow: a value's destructor may read and
+            // set context variables (it runs in an empty context, and what it
+            // sets goes nowhere). A destructor that panics here has nowhere
+            // to unwind to — a panic out of a thread-local's destructor
+            // aborts the process — so its panic is reported by the panic
+            // hook, as always, and then dropped.
+            let _ = catch_unwind(AssertUnwindSafe(move || {
+                drop(map);
+                if !base.is_null() {
+                    // SAFETY: `base` came from `Box::into_raw` in
+                    // `set_aside`, and the slot no longer points to it: this
+                    // is the only owner left.
+                    drop(unsafe { Box::from_raw(base) });
+                }
+            }));
         }
     }
 }
@@ -436,10 +472,23 @@ pub(crate) fn with_map<R>(f: impl FnOnce(&Map) -> R) -> R {
 }
 
 /// Runs `f` on the current slot, for writing.
+///
+/// At thread exit, once [`Cleanup`] has run, a write to the base context
+/// goes nowhere: what it left in the slot is dropped on the way out (after
+/// the borrow ends, so that destructors may use context variables too).
 #[inline]
 pub(crate) fn with_mut<R>(f: impl FnOnce(&mut Current) -> R) -> R {
     CURRENT
-        .try_with(|current| f(&mut current.try_borrow_mut().expect(REENTRANT)))
+        .try_with(|slot| {
+            let mut current = slot.try_borrow_mut().expect(REENTRANT);
+            let r = f(&mut current);
+            if current.orphan {
+                let orphaned = current.orphaned();
+                drop(current);
+                drop(orphaned);
+            }
+            r
+        })
         .unwrap_or_else(|_| panic!("baton: cannot set a ContextVar while the thread is exiting"))
 }
 
@@ -469,113 +518,201 @@ pub(crate) struct Entered {
     outer_ledger: Ledger,
 }
 
+/// How a context is claimed by [`enter`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Whoever may reach the cell may race us for it: claim it as its kind
+    /// requires (a compare-and-swap for a shared cell).
+    Contended,
+    /// The caller has proved that no other thread can reach the cell (it
+    /// holds the only handle, by `&mut`): a plain load and store.
+    Exclusive,
+}
+
 /// Enters `inner` on this thread (S4).
+///
+/// No user code runs between claiming `inner` and returning the guard that
+/// gives it back, nor while the slot is half switched. In order:
+///
+/// 1. The slot is borrowed first: re-entering from inside a read of the
+///    slot (a value's `Clone` inside `VAR.get()`) panics here, before
+///    anything is claimed.
+/// 2. The outer context's private writes are published into its cell, and
+///    the bindings they replace are dropped — in the outer context, where
+///    they belong, with the slot consistent. A destructor that panics
+///    unwinds out of `enter` with nothing claimed; one that writes again is
+///    published again.
+/// 3. `inner` is claimed, then the slot is switched to it: plain stores.
 ///
 /// # Safety
 /// `inner` points to a live cell that outlives the returned guard; if the
-/// cell is shared, the pointer came from `Context::cell_ptr`.
+/// cell is shared, the pointer came from `Context::cell_ptr`; with
+/// [`Claim::Exclusive`], no other thread can reach the cell.
 #[inline(always)]
-pub(crate) unsafe fn enter(inner: *const ContextCell) -> Result<Entered, ContextError> {
-    // SAFETY: alive (caller's contract).
-    unsafe { ContextCell::try_enter(inner)? };
-    Ok(Entered::install(inner))
+pub(crate) unsafe fn enter(
+    inner: *const ContextCell,
+    claim: Claim,
+) -> Result<Entered, ContextError> {
+    let entered = CURRENT.try_with(|slot| {
+        let mut current = slot.try_borrow_mut().expect(REENTRANT);
+        if current.map.is_some() {
+            drop(current);
+            if let Some(panic) = publish_before_switching(slot, false).panic {
+                resume_unwind(panic);
+            }
+            current = slot.try_borrow_mut().expect(REENTRANT);
+        }
+        // SAFETY: alive, and exclusive if so claimed (caller's contract).
+        unsafe {
+            match claim {
+                Claim::Contended => ContextCell::try_enter(inner)?,
+                Claim::Exclusive => ContextCell::try_enter_exclusive(inner)?,
+            }
+        }
+        Ok(current.switch_to(inner))
+    });
+    match entered {
+        Ok(entered) => entered,
+        Err(_) => panic!("baton: cannot enter a context while the thread is exiting"),
+    }
 }
 
-impl Entered {
-    /// Makes `inner` (already claimed, alive) the current context of this
-    /// thread.
+/// What [`publish_before_switching`] leaves for after the switch.
+#[derive(Default)]
+struct Published {
+    /// The first panic of a destructor, resumed once the slot is consistent.
+    panic: Option<Box<dyn Any + Send>>,
+    /// Replaced bindings that were lent by an outer context (kept when
+    /// leaving; see `Entered::drop`).
+    lent: Option<Bindings>,
+}
+
+/// Publishes the current context's private writes into its cell and drops
+/// the bindings they replace, in that context and outside the slot's borrow,
+/// until no private write is left (a destructor may write again).
+///
+/// With `keep_lent`, replaced bindings that are a lent root are not dropped
+/// but handed back: dropping them gives their loan back, which is a plain
+/// decrement through the lender's ledger once that ledger is current again
+/// (and an atomic one now), and the values behind a lent root are the
+/// lender's — the outer context's — anyway.
+#[cold]
+#[inline(never)]
+fn publish_before_switching(slot: &RefCell<Current>, keep_lent: bool) -> Published {
+    let mut published = Published::default();
+    loop {
+        let replaced = slot.try_borrow_mut().expect(REENTRANT).set_aside();
+        let Some(replaced) = replaced else { break };
+        if keep_lent && replaced.is_lent() && published.lent.is_none() {
+            published.lent = Some(replaced);
+            continue;
+        }
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(replaced))) {
+            published.panic.get_or_insert(panic);
+        }
+    }
+    published
+}
+
+impl Current {
+    /// Makes `inner` (claimed, alive) the current context, setting the outer
+    /// one aside in the returned guard. Plain stores: no user code runs.
     ///
     /// Inlined into `enter` always: returned from a call, the five-word
     /// guard is stored in pieces and copied in 16-byte ones, which stalls
     /// store forwarding and costs as much as the rest of a `run`.
     #[inline(always)]
-    fn install(inner: *const ContextCell) -> Entered {
-        let swapped = CURRENT.try_with(|current| {
-            let mut current = current.try_borrow_mut().expect(REENTRANT);
-            let replaced = if current.map.is_some() {
-                current.set_aside()
-            } else {
-                None
-            };
-            let outer = (current.ctx, current.id);
-            // Loans of the outer bindings stay valid while we are inside:
-            // the outer context stays entered by this thread, so nobody can
-            // change them. Set its ledger aside until we leave.
-            let outer_ledger = if current.ledger.lent != 0 {
-                mem::replace(&mut current.ledger, Ledger::EMPTY)
-            } else {
-                Ledger::EMPTY
-            };
-            current.ctx = inner;
-            // SAFETY: alive (see `enter`).
-            current.id = unsafe { (*inner).entry.id() };
-            current.view = current.cell_view();
-            (outer, outer_ledger, replaced)
-        });
-        match swapped {
-            Ok((outer, outer_ledger, replaced)) => {
-                drop(replaced);
-                Entered {
-                    inner,
-                    outer,
-                    outer_ledger,
-                }
-            }
-            Err(_) => {
-                // SAFETY: alive (see `enter`), and entered by this thread.
-                unsafe { ContextCell::exit(inner) };
-                panic!("baton: cannot enter a context while the thread is exiting")
-            }
+    fn switch_to(&mut self, inner: *const ContextCell) -> Entered {
+        debug_assert!(self.map.is_none(), "the outer writes are published first");
+        let outer = (self.ctx, self.id);
+        // Loans of the outer bindings stay valid while we are inside: the
+        // outer context stays entered by this thread, so nobody can change
+        // them. Set its ledger aside until we leave.
+        let outer_ledger = if self.ledger.lent != 0 {
+            mem::replace(&mut self.ledger, Ledger::EMPTY)
+        } else {
+            Ledger::EMPTY
+        };
+        self.ctx = inner;
+        // SAFETY: alive (see `enter`).
+        self.id = unsafe { (*inner).entry.id() };
+        self.view = self.cell_view();
+        Entered {
+            inner,
+            outer,
+            outer_ledger,
         }
+    }
+
+    /// Restores the context that `entered` set aside. Plain stores, and no
+    /// user code: nothing the settle or the lease frees holds a value that
+    /// the bindings kept here do not hold too.
+    #[inline(always)]
+    fn switch_back(&mut self, entered: &Entered) {
+        debug_assert!(self.map.is_none(), "the inner writes are published first");
+        // The inner bindings' owner is about to be left (and maybe
+        // dropped): no loan may depend on it.
+        self.settle(false);
+        if entered.outer_ledger.lease.is_some() {
+            if let Some(lease) = self.ledger.lease {
+                // SAFETY: open with no loan out (settled), and replaced in
+                // the ledger just below.
+                unsafe { Lease::free(lease) };
+            }
+            self.ledger = entered.outer_ledger;
+        }
+        (self.ctx, self.id) = entered.outer;
+        self.view = self.cell_view();
     }
 }
 
 impl Drop for Entered {
+    /// Leaves the context. First, still inside it, the run's writes are
+    /// published into its cell and the bindings they replace are dropped
+    /// there (their destructors see and write this context, which is still
+    /// claimed, so nobody else sees it half done). Then the slot switches
+    /// back and the context is given up, with no user code in between.
+    /// Replaced bindings that were lent by the outer context are given back
+    /// after that, to the outer context's ledger. A destructor's panic is
+    /// resumed last — unless the run itself is unwinding, when it is dropped
+    /// (the panic hook has printed it), as a second panic out of a destructor
+    /// would abort the process.
     #[inline]
     fn drop(&mut self) {
-        let written = CURRENT
-            .try_with(|current| {
-                let mut current = current.borrow_mut();
-                // The inner bindings' owner is about to be left (and maybe
-                // dropped): no loan may depend on it.
-                current.settle(false);
-                if self.outer_ledger.lease.is_some() {
-                    if let Some(lease) = current.ledger.lease {
-                        // SAFETY: open with no loan out (settled), and
-                        // replaced in the ledger just below.
-                        unsafe { Lease::free(lease) };
-                    }
-                    current.ledger = self.outer_ledger;
-                }
-                (current.ctx, current.id) = self.outer;
-                let written = current.map.take();
-                current.view = current.cell_view();
-                written
-            })
-            .ok()
-            .flatten();
-        match written {
-            // SAFETY: the cell outlives the guard (see `enter`), and this
-            // thread has it entered.
-            None => unsafe { ContextCell::exit(self.inner) },
-            // SAFETY: as above; the pointer is `enter`'s.
-            Some(map) => unsafe { publish_and_exit(self.inner, map) },
+        let left = CURRENT.try_with(|slot| {
+            let mut current = slot.borrow_mut();
+            let published = if current.map.is_some() {
+                drop(current);
+                let published = publish_before_switching(slot, true);
+                current = slot.borrow_mut();
+                Some(published)
+            } else {
+                None
+            };
+            current.switch_back(self);
+            published
+        });
+        // SAFETY: the cell outlives the guard (see `enter`), and this thread
+        // has it entered; the slot no longer points to it.
+        unsafe { ContextCell::exit(self.inner) };
+        if let Ok(Some(published)) = left {
+            finish_leaving(published);
         }
     }
 }
 
-/// Publishes a run's writes into its context, then gives the context up,
-/// then drops the old bindings (their destructors may use this very
-/// context, so they run after it is free).
-///
-/// # Safety
-/// As for `ContextCell::publish`.
+/// The rest of leaving a context that a run wrote to: gives back a lent root
+/// it replaced, then resumes a destructor's panic (see `Entered::drop`).
 #[cold]
-unsafe fn publish_and_exit(inner: *const ContextCell, map: Map) {
-    // (`old` may be a lent root: its drop then gives the loan back.)
-    // SAFETY: the caller's contract is `publish`'s.
-    let old = unsafe { ContextCell::publish(inner, map) };
-    // SAFETY: alive and entered by this thread (contract).
-    unsafe { ContextCell::exit(inner) };
-    drop(old);
+#[inline(never)]
+fn finish_leaving(published: Published) {
+    let Published { mut panic, lent } = published;
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(lent))) {
+        panic.get_or_insert(p);
+    }
+    if let Some(panic) = panic {
+        if !std::thread::panicking() {
+            resume_unwind(panic);
+        }
+    }
 }

@@ -13,15 +13,17 @@
 //! through which to clone or drop — so it skips the read-modify-write. That
 //! is the common case: a copy made, run once, and dropped.
 //!
-//! Under loom the free list is off (every handle is a fresh allocation), so the
-//! models see plain allocations; the count is data, not protocol (see
-//! `sync.rs`), and stays a `std` atomic.
-
-use std::ops::Deref;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering, fence};
+//! The count is also what proves a handle *exclusive* ([`Handle::is_unique`]):
+//! a caller that holds the only handle by `&mut` may enter the context with
+//! plain loads and stores (`Attached::poll` does). Since that decides how a
+//! context is entered, the count comes from the `sync` facade, and the loom
+//! model `context_exclusive` races it. Under loom the free list is off (every
+//! handle is a fresh allocation), so the models see plain allocations.
 
 use crate::context::SharedCell;
+use crate::sync::{AtomicUsize, Ordering, fence};
+use std::ops::Deref;
+use std::ptr::NonNull;
 
 /// How many freed handles a thread keeps for reuse.
 #[cfg(not(loom))]
@@ -74,6 +76,18 @@ impl Handle {
             init(&raw mut (*ptr.as_ptr()).cell);
         }
         Handle { ptr }
+    }
+
+    /// Whether this is the only handle to its context. With `&mut self`, the
+    /// answer cannot change until the borrow ends: no other handle exists to
+    /// be cloned, and this one is borrowed. Acquire, pairing with the Release
+    /// decrement of every other handle's drop: what their holders did in the
+    /// context (their runs' exits included) happens before the caller goes
+    /// on.
+    #[inline]
+    pub(crate) fn is_unique(&mut self) -> bool {
+        // SAFETY: live while `self` is.
+        unsafe { self.ptr.as_ref() }.refs.load(Ordering::Acquire) == 1
     }
 
     /// Whether two handles share the allocation.
@@ -136,7 +150,7 @@ impl Drop for Handle {
         // SAFETY: this was the last handle: the value is dropped once, here,
         // and the allocation is then either pooled or freed, never both.
         unsafe {
-            std::ptr::drop_in_place(&raw mut (*self.ptr.as_ptr()).cell);
+            std::ptr::drop_in_place(self.ptr.as_ptr());
             pool::give(self.ptr);
         }
     }

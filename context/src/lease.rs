@@ -255,6 +255,12 @@ impl Bindings {
         }
     }
 
+    /// Whether the root is lent (then dropping these bindings drops no value
+    /// unless the loan is the last of a closed lease).
+    pub(crate) fn is_lent(&self) -> bool {
+        self.loan.is_some()
+    }
+
     /// The map and the loan, for a cell to store; the caller takes over the
     /// rule above.
     pub(crate) fn into_parts(self) -> (Map, Option<Loan>) {

@@ -41,6 +41,32 @@
 //!   [`ContextError::WrongContext`] for a token of another variable or
 //!   context.
 //!
+//! # Where user code runs
+//!
+//! Values are user types, so their `Drop` and `Clone` run inside this crate,
+//! as do default functions and the futures an [`Attached`] polls. Any of them
+//! may panic, or re-enter: enter a context, set a variable, copy the context.
+//! Every such point, and what holds there:
+//!
+//! | point | runs in | a panic | re-entering |
+//! |---|---|---|---|
+//! | `reset`: the replaced value's drop | the current context, after the write | propagates from `reset`; the reset is done | works |
+//! | `Token` drop (the old value) | wherever the token is dropped | the caller's | works |
+//! | entering (`run`, `try_run`, a poll): the caller's published writes replace its cell's old bindings, which are dropped | the caller's context, before anything is claimed | propagates from `run`; the context was never entered | works; what it sets stays in the caller's context |
+//! | leaving: the run's writes replace the context's old bindings, which are dropped | the context being left, before the switch back | resumed from `run` once the caller's context is restored (dropped if the run itself is unwinding) | works; what it sets lands in the context being left |
+//! | the last `Context` handle's drop | the dropper's context | the dropper's | works |
+//! | thread exit: the thread's own bindings are dropped | an empty context; writes there go nowhere | reported by the panic hook, then dropped (a panic out of a thread-local destructor would abort) | works |
+//! | `Clone` inside `VAR.get()` / `get_or` | the current context, which is being read | propagates | setting a variable, entering or copying a context panics ("modified while it was being read"); nothing is claimed |
+//! | `Clone` in [`Context::get`], `with`'s closure | the caller's context, outside any borrow | propagates | works |
+//! | `with_default_fn`'s function | the caller's context | propagates | works |
+//! | an [`Attached`] future's poll and drop | the attached context | propagates; the context is given up | works |
+//!
+//! Nothing user code does at any of these points leaves the thread's
+//! current-context slot half switched or a context claimed without the
+//! guard that gives it back. `tests/soundness.rs` has a panicking and a
+//! re-entrant test for each point (and the executor's and the bridge's
+//! `tests/soundness.rs` for tasks, blocking jobs and fork-join closures).
+//!
 //! # How it is built
 //!
 //! * `map.rs` — the persistent map (a HAMT, like CPython's `hamt.c`) that
@@ -51,9 +77,6 @@
 //! * `lease.rs` — how `copy_context()` lends the current bindings to the
 //!   copy instead of counting a reference (biased reference counting), so
 //!   that a copy made and dropped on one thread costs no atomic operation.
-//! * `bias.rs` — how a `Context` entered over and over by one thread is
-//!   entered without an atomic operation (biased entering, revoked with a
-//!   process-wide barrier when another thread wants in).
 //! * `handle.rs` — the allocation behind a `Context` handle: reference
 //!   counted, recycled through a per-thread free list.
 //! * `context.rs`, `var.rs`, `token.rs`, `attach.rs`, `error.rs` — the public
@@ -65,7 +88,6 @@
 #![warn(missing_docs)]
 
 mod attach;
-mod bias;
 mod context;
 mod current;
 mod error;

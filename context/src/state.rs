@@ -36,23 +36,20 @@
 //!   `AlreadyEntered`, whether the holder is this thread (recursion) or
 //!   another one. A shared context is claimed with a compare-and-swap
 //!   (Acquire, pairing with the Release of the previous exit, so the enterer
-//!   sees what the previous holder published) — unless it is *biased* to the
-//!   entering thread, which then goes in without touching this word at all
-//!   (`bias.rs` has that protocol, and how it stays exclusive with this
-//!   one). An unshared cell cannot be
+//!   sees what the previous holder published). An unshared cell cannot be
 //!   raced — whoever moved it to this thread synchronised with its previous
-//!   user — so it is claimed with a plain load and store. Readers do not
-//!   block entering.
+//!   user — so it is claimed with a plain load and store. Neither can a
+//!   shared one whose only handle the caller holds by `&mut` (an attached
+//!   future's poll): the handle count, read with Acquire, proves it (see
+//!   `handle.rs`), and it is claimed the same way. Readers do not block
+//!   entering.
 //! * **While entered**, the entering thread reads the cell *without copying
 //!   it*: the current-context slot of that thread borrows the cell's map.
 //!   That is sound because the entering thread is the only one that ever
 //!   writes the cell, and it does so only in the two steps below. Its `set`s
 //!   go to a private copy of the map (made on the first write). It alone may
 //!   also assign the identity (a store: every other thread's access to the
-//!   entry word is a compare-and-swap that fails while ENTERED is set). A
-//!   thread inside by the biased path never writes the entry word: its
-//!   context got its identity before the bias was granted, and another
-//!   thread may briefly hold ENTERED meanwhile, on its way to failing.
+//!   entry word is a compare-and-swap that fails while ENTERED is set).
 //! * **Publishing** (on exit, or when the thread enters a nested context and
 //!   so moves its private copy aside) swaps the private map into the cell. In
 //!   a shared context it first sets WRITING and waits until READERS is zero,
@@ -72,9 +69,9 @@
 //! code inside the window (the old map is dropped after WRITING is cleared).
 //!
 //! `run(noop)` on a `Context` therefore costs one compare-and-swap and one
-//! release store, or, biased to the thread, a few plain loads and stores; on
-//! a `ContextCell` — what every poll of a task pays — two plain loads and two
-//! plain stores; none touches a reference count.
+//! release store; on a `ContextCell` — what every poll of a task pays — or an
+//! attached future's sole handle, two plain loads and two plain stores; none
+//! touches a reference count.
 //!
 //! The loom model `context_entering` (in `loom-tests/`) races two threads
 //! entering one context, and readers against a publishing writer.
@@ -109,6 +106,18 @@ impl EntryWord {
         } else {
             self.enter_shared(word)
         }
+    }
+
+    /// Claims the context with a plain load and store, even if it is
+    /// shared: for a caller that has proved no other thread can reach it.
+    #[inline]
+    pub(crate) fn try_enter_exclusive(&self) -> Result<(), ContextError> {
+        let word = self.0.load(Ordering::Relaxed);
+        if word & ENTERED != 0 {
+            return Err(ContextError::AlreadyEntered);
+        }
+        self.0.store(word | ENTERED, Ordering::Relaxed);
+        Ok(())
     }
 
     #[inline]

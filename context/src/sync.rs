@@ -7,17 +7,16 @@
 //!
 //! Two things deliberately stay on `std` under loom, because they are data, not
 //! protocol: the reference counts of the persistent map's nodes (an ordinary
-//! `std::sync::Arc`), and the counters that hand out unique ids.
+//! `std::sync::Arc`), and the counters that hand out unique ids. (A `Context`
+//! handle's count is protocol — it decides whether a context may be entered
+//! without a compare-and-swap — and comes from here.)
 //!
 //! [loom]: https://docs.rs/loom
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering, fence};
-/// Only the model checker's and the interpreter's barriers are fences.
-#[cfg(all(miri, not(loom)))]
-pub(crate) use std::sync::atomic::fence;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering, fence};
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
