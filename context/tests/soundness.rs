@@ -16,20 +16,15 @@
 //! fresh thread: a regression is a failed test, never a dead test binary.
 //! Under Miri, which cannot start processes, they run in-process.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use baton_context::{Context, ContextError, ContextVar, copy_context};
 
-/// Set by the re-entrant action: where it lands shows which context the
-/// user code ran in.
-static MARK: ContextVar<&'static str> = ContextVar::new("mark");
-/// Set inside the context that the re-entrant action enters.
-static SCRATCH: ContextVar<u32> = ContextVar::new("scratch");
+#[path = "support/user_code.rs"]
+mod user_code;
+use user_code::*;
+
 /// Holds a value that acts when dropped.
 static V: ContextVar<OnDrop> = ContextVar::new("v");
 /// A second variable of the same kind.
@@ -38,57 +33,6 @@ static W: ContextVar<OnDrop> = ContextVar::new("w");
 static S: ContextVar<String> = ContextVar::new("s");
 /// Set in the test thread's own context before anything else.
 static HOME: ContextVar<&'static str> = ContextVar::new("home");
-
-// ---------------------------------------------------------------------------
-// The user code.
-
-const NOTHING: u8 = 0;
-const PANIC: u8 = 1;
-const REENTER: u8 = 2;
-
-/// Does what its action says when dropped (nothing until armed).
-struct OnDrop(Arc<AtomicU8>);
-
-impl OnDrop {
-    /// A value that does nothing when dropped until `arm`ed; and its trigger.
-    fn new() -> (OnDrop, Arc<AtomicU8>) {
-        let action = Arc::new(AtomicU8::new(NOTHING));
-        (OnDrop(action.clone()), action)
-    }
-
-    /// A value that does nothing when dropped.
-    fn inert() -> OnDrop {
-        OnDrop::new().0
-    }
-}
-
-impl Drop for OnDrop {
-    fn drop(&mut self) {
-        act(self.0.load(Ordering::SeqCst));
-    }
-}
-
-fn act(action: u8) {
-    match action {
-        PANIC => panic!("a destructor panics (on purpose)"),
-        REENTER => reenter(),
-        _ => {}
-    }
-}
-
-/// What re-entrant user code does: enters a context, sets a variable,
-/// copies the current context.
-fn reenter() {
-    let ctx = Context::new();
-    ctx.run(|| {
-        let _ = SCRATCH.set(7);
-    });
-    assert_eq!(ctx.get(&SCRATCH), Some(7));
-    let _ = MARK.set("user code");
-    let copy = copy_context();
-    assert_eq!(copy.get(&MARK), Some("user code"));
-    assert_eq!(SCRATCH.get(), None);
-}
 
 /// Sets `HOME` in the thread's own context: `assert_home` checks later that
 /// the thread is back there.
@@ -110,92 +54,12 @@ fn assert_home(others: &[&Context]) {
     }
 }
 
-/// Nobody has `ctx` entered: another thread can enter it.
-fn assert_free(ctx: &Context) {
-    assert!(!ctx.is_entered(), "a context was left claimed");
-    let other = ctx.clone();
-    let entered = thread::spawn(move || other.try_run(|| ()).is_ok())
-        .join()
-        .expect("the probe thread panicked");
-    assert!(entered, "another thread could not enter the context");
-}
-
-/// Runs `f`, which must panic; returns the panic message.
-fn panics(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
-
 // ---------------------------------------------------------------------------
 // Each test in a child process, on a fresh thread.
 
-const CHILD: &str = "BATON_SOUNDNESS_CHILD";
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Runs `body` on a fresh thread — in a child process running only the test
-/// `name`, unless this is that child (or Miri).
-fn isolated(name: &str, body: fn()) {
-    if cfg!(miri) || std::env::var(CHILD).as_deref() == Ok(name) {
-        if let Err(panic) = thread::spawn(body).join() {
-            std::panic::resume_unwind(panic);
-        }
-        return;
-    }
-    let log =
-        std::env::temp_dir().join(format!("baton-soundness-{}-{name}.log", std::process::id()));
-    let out = std::fs::File::create(&log).expect("create the child's log");
-    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD, name)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("log handle"))
-        .stderr(out)
-        .spawn()
-        .expect("start the child process");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break Some(status);
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        // A deadline, not a synchronisation: the child's exit is the signal.
-        thread::sleep(Duration::from_millis(5));
-    };
-    let output = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_file(&log);
-    match status {
-        None => panic!("`{name}` hung (killed after {DEADLINE:?}):\n{output}"),
-        Some(status) => {
-            assert!(
-                status.success(),
-                "`{name}` failed in its child process ({status}):\n{output}"
-            );
-            assert!(
-                output.contains("1 passed"),
-                "the child did not run `{name}`:\n{output}"
-            );
-        }
-    }
-}
-
-macro_rules! isolated_tests {
-    ($($(#[doc = $doc:literal])* fn $name:ident() $body:block)*) => {$(
-        $(#[doc = $doc])*
-        #[test]
-        fn $name() {
-            fn body() $body
-            isolated(stringify!($name), body);
-        }
-    )*};
-}
+#[path = "support/isolated.rs"]
+mod isolated;
+use isolated::isolated_tests;
 
 // ---------------------------------------------------------------------------
 // The reproductions.
