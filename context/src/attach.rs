@@ -6,7 +6,10 @@ use std::task::{Context as TaskContext, Poll};
 
 use pin_project_lite::pin_project;
 
+use crate::cell::Claim;
 use crate::context::Context;
+use crate::current;
+use crate::error::ContextError;
 
 pin_project! {
     /// A future wrapped by [`Context::attach`]: each poll, and the drop of the
@@ -55,7 +58,7 @@ pin_project! {
 }
 
 impl<F> Attached<F> {
-    pub(crate) fn new(ctx: Context, fut: F) -> Self {
+    fn new(ctx: Context, fut: F) -> Self {
         Attached {
             ctx,
             fut: Some(fut),
@@ -96,6 +99,31 @@ impl<F: Future> Future for Attached<F> {
 }
 
 impl Context {
+    /// Wraps `fut` so that each of its polls, and its drop, runs inside this
+    /// context. See [`Attached`].
+    pub fn attach<F: Future>(&self, fut: F) -> Attached<F> {
+        Attached::new(self.clone(), fut)
+    }
+
+    /// [`Context::try_run`] for a caller that holds this handle by `&mut`:
+    /// if it is the only handle, no other thread can reach the context, and
+    /// it is entered with plain loads and stores instead of the
+    /// compare-and-swap (what [`Attached`] polls pay).
+    #[inline]
+    fn try_run_mut<R>(&mut self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
+        let claim = if self.is_sole_handle() {
+            Claim::Exclusive
+        } else {
+            Claim::Contended
+        };
+        // SAFETY: the handle (and so the cell) outlives the guard; and the
+        // cell is exclusive when so claimed: `&mut self` keeps this, the
+        // only handle, from being cloned or lent meanwhile, and the count
+        // was read with Acquire.
+        let _entered = unsafe { current::enter(self.cell_ptr(), claim) }?;
+        Ok(f())
+    }
+
     /// Runs `f` (a destructor) inside this context if possible: directly if
     /// it is current already, entered otherwise. If another thread has it
     /// entered, `f` runs in the caller's context — a destructor cannot wait

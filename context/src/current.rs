@@ -1,4 +1,5 @@
-//! The current context of each thread (S1).
+//! The thread layer: the current context of each thread (S1), entering and
+//! leaving contexts, and what the thread owns until it exits.
 //!
 //! A thread-local slot, [`Current`], names the context the thread is running
 //! in and holds — or borrows — its bindings:
@@ -17,21 +18,21 @@
 //!   it and restores the two words, whether the closure returned or panicked
 //!   (S4). No map moves on the way in or out: a map is three words that the
 //!   compiler copies in pieces, and reading them back in one piece stalls the
-//!   store buffer — that cost more than everything else in `run` together.
-//!
+//!   store buffer.
 //! * The slot also keeps a *view*: a non-owning copy of the root pointer of
-//!   whichever map is current (the private copy, else the context's cell's,
-//!   else the empty map), refreshed whenever that changes — after a write,
-//!   on entering and on leaving — so that a read does not have to find out
-//!   where the bindings are.
-//! * The slot keeps the thread's *ledger* of loans: `copy_context()` lends the
-//!   current root instead of counting a reference to it, and the ledger is
-//!   settled before the bindings that back the loans can change — before a
-//!   write, and on leaving a context — or set aside on the entering stack
-//!   frame while an inner context runs (see `lease.rs`).
+//!   whichever map is current, so that a read does not have to find out where
+//!   the bindings are.
+//! * The thread's *ledger* of loans (`lease.rs`) is settled before the
+//!   owner of the bindings that back the loans changes, or set aside on the
+//!   entering stack frame while an inner context runs.
 //! * `Current` has no destructor, so `CURRENT` is a thread-local that the
 //!   standard library never has to check or register; what the slot owns is
 //!   freed at thread exit by a second thread-local, [`Cleanup`].
+//!
+//! User code — a value's destructor or `Clone` — never runs while the slot is
+//! borrowed for writing, half switched, or while a context is claimed
+//! without the guard that gives it back (see [`enter`] and [`Entered`]'s
+//! drop; the crate docs list every point where user code runs).
 //!
 //! `VAR.get()` is therefore: one thread-local access, a `RefCell` borrow
 //! flag, one pointer load, and a lookup in the map — no atomic operation at
@@ -39,22 +40,49 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::mem::{self, ManuallyDrop};
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::ptr::{self, NonNull};
+use std::ptr::NonNull;
 
-use crate::context::ContextCell;
+use crate::cell::{CellPtr, Claim, ContextCell};
 use crate::error::ContextError;
 use crate::id;
-use crate::lease::{Bindings, Lease, Loan};
+use crate::lease::{self, Bindings, Ledger};
 use crate::map::Map;
-use crate::sync::current_thread_local;
+use crate::sync::baton_thread_local;
 
+/// A thread's current-context slot.
+///
+/// # Invariants
+///
+/// * `view` is a non-owning copy of the current root: `owner.map` if it is
+///   set, else `owner.ctx`'s cell's map, else the empty map. It is never
+///   dropped nor written through, and read only while that owner keeps the
+///   root alive.
+/// * Every change of `owner` goes through [`Current::rebind`], which settles
+///   the ledger first (when loans could be invalidated: a write, or leaving
+///   the owner) and returns the only handle on `owner` there is, a guard
+///   that refreshes `view` when it drops: an operation cannot forget either.
+/// * `owner.ctx` is a cell this thread has entered (until its `Entered` guard
+///   drops; the guard borrows it, so it is alive) or the thread's base cell;
+///   `None` only for a base context without a cell yet.
+/// * After [`Cleanup`] has run (`orphan`), nothing frees a private map of the
+///   base context: `with_mut` drops it as soon as it is made.
 pub(crate) struct Current {
+    /// Who holds the current bindings; changed only by `rebind`.
+    owner: Owner,
+    /// What reads read (see the invariants).
+    view: ManuallyDrop<Map>,
+    /// The thread is exiting and [`Cleanup`] has run (or is running).
+    orphan: bool,
+}
+
+/// Where the current bindings live.
+struct Owner {
     /// The cell of the current context: the entered context's, or the
-    /// thread's base cell; null for a base context that has no cell yet.
-    ctx: *const ContextCell,
+    /// thread's base cell; `None` for a base context that has no cell yet.
+    ctx: Option<CellPtr>,
     /// Identity of the current context, for tokens; 0 = not assigned yet.
     id: u64,
     /// Private writes not yet published into `ctx` (for a base context
@@ -62,119 +90,158 @@ pub(crate) struct Current {
     /// Dropped by [`Cleanup`] (see there for why not by `Current`).
     map: ManuallyDrop<Option<Map>>,
     /// The base context's cell, once it exists (from `Box::into_raw`, freed
-    /// when the slot is dropped; null before). Never shared: no handle to it
-    /// exists, so only this thread ever touches it. A raw pointer, not a
-    /// `Box`: `ctx` points into it, and a `Box` asserts it is unaliased.
-    /// Freed by [`Cleanup`].
-    base: *mut ContextCell,
-    /// What reads read: a copy of the current bindings' root pointer —
-    /// `map` if it is set, else `ctx`'s map, else the empty map — that does
-    /// not own a reference (never dropped, never written through). Its
-    /// owner keeps it alive; every change of owner or of root refreshes it
-    /// (`MapWriter`'s drop after a write, `cell_view` on entering, leaving
-    /// and cleaning up). A `get` then loads one pointer, not the `map`
-    /// discriminant, then `ctx`, then the cell's map.
-    view: ManuallyDrop<Map>,
-    /// The loans of `view`'s root that `copy_context()` handed out.
-    ledger: Ledger,
-    /// The thread is exiting and [`Cleanup`] has run (or is running): nothing
-    /// would free a private map of the base context any more, so a write
-    /// there is dropped as soon as it is made (see [`with_mut`]).
-    orphan: bool,
+    /// by [`Cleanup`]). Never shared: no handle to it exists, so only this
+    /// thread ever touches it. A raw pointer, not a `Box`: `ctx` points
+    /// into it, and a `Box` asserts it is unaliased.
+    base: Option<NonNull<ContextCell>>,
 }
 
-/// A thread's open lease and how many of its loans it counts as out (loans
-/// made, less those given back through the ledger); see `lease.rs`.
-#[derive(Clone, Copy)]
-pub(crate) struct Ledger {
-    lease: Option<NonNull<Lease>>,
-    lent: usize,
+/// What a change of the current bindings' owner does to the ledger's loans
+/// before it happens (see [`Current::rebind`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// A write: the root may be updated in place, so no loan may alias it.
+    /// The slot's own reference goes to the lease and the slot moves on to
+    /// a copy of the root branch, which the write would have made anyway.
+    ForWrite,
+    /// The owner is left (and may be dropped): the lease takes a counted
+    /// reference of its own.
+    ForLeave,
+    /// The root and its owner stay alive and unchanged while loans are out
+    /// (publishing moves the root into the cell; entering sets the ledger
+    /// aside).
+    Keep,
 }
 
-impl Ledger {
-    const EMPTY: Ledger = Ledger {
-        lease: None,
-        lent: 0,
-    };
+impl Owner {
+    /// Runs `f` on the current bindings where they are owned.
+    #[inline]
+    fn bindings<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
+        match (&*self.map, self.ctx) {
+            (Some(map), _) => f(map),
+            (None, None) => f(&Map::new()),
+            // SAFETY: `ctx` is a cell this thread has entered or owns (see
+            // `Current`'s invariants); `f` only reads.
+            (None, Some(ctx)) => unsafe { ctx.with_map(f) },
+        }
+    }
+
+    /// A non-owning copy of the current root (what `view` must be).
+    #[inline(always)]
+    fn view(&self) -> ManuallyDrop<Map> {
+        match (&*self.map, self.ctx) {
+            (Some(map), _) => map.alias(),
+            (None, None) => ManuallyDrop::new(Map::new()),
+            // SAFETY: alive, entered or owned by this thread (see above).
+            (None, Some(ctx)) => unsafe { ctx.alias() },
+        }
+    }
+
+    /// Publishes the private writes into the current context's cell
+    /// (creating the base cell if this is a base context without one).
+    /// Returns the replaced bindings, for the caller to drop outside the
+    /// borrow.
+    #[cold]
+    #[inline(never)]
+    fn publish(&mut self) -> Option<Bindings> {
+        let map = self.map.take()?;
+        let ctx = match self.ctx {
+            Some(ctx) => ctx,
+            None => {
+                let base = NonNull::from(Box::leak(Box::new(ContextCell::new_base())));
+                self.base = Some(base);
+                let ctx = CellPtr::base(base);
+                self.ctx = Some(ctx);
+                ctx
+            }
+        };
+        // SAFETY: alive, and this thread is the one entitled to publish into
+        // it: it has it entered, or it is its own base cell (marked entered
+        // for good).
+        Some(unsafe { ctx.publish(map) })
+    }
 }
 
 impl Current {
     const BASE: Current = Current {
-        ctx: ptr::null(),
-        id: 0,
-        map: ManuallyDrop::new(None),
-        base: ptr::null_mut(),
+        owner: Owner {
+            ctx: None,
+            id: 0,
+            map: ManuallyDrop::new(None),
+            base: None,
+        },
         view: ManuallyDrop::new(Map::new()),
-        ledger: Ledger::EMPTY,
         orphan: false,
     };
 
+    /// The one way to change who holds the current bindings: settles the
+    /// ledger as `settle` says, and returns a guard through which the owner
+    /// changes; the guard points `view` at the result when it drops (also
+    /// if the change panics).
+    ///
+    /// A guard rather than a closure: a write's closure would carry the key,
+    /// the name and the value through two layers of calls, moved in pieces
+    /// and read back whole, and that store-forwarding stall costs more than
+    /// the write.
+    #[inline(always)]
+    fn rebind(&mut self, settle: Settle) -> Rebind<'_> {
+        let owner = &mut self.owner;
+        match settle {
+            Settle::ForWrite => lease::settle(|| match owner.map.as_mut() {
+                Some(map) => map.detach_root(),
+                None => owner.bindings(Map::clone),
+            }),
+            Settle::ForLeave => lease::settle(|| owner.bindings(Map::clone)),
+            Settle::Keep => {}
+        }
+        Rebind { current: self }
+    }
+
     /// Runs `f` on the current bindings (through `view`).
     #[inline]
-    pub(crate) fn with_map<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
+    fn with_map<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
         // Under loom the read goes the long way, so that the model checker
         // sees every access to an entered context's cell; there, and with
         // debug assertions, the two ways are checked to agree.
         #[cfg(loom)]
         {
-            self.bindings(|map| assert!(map.ptr_eq(&self.view), "stale view"));
-            self.bindings(f)
+            self.owner
+                .bindings(|map| assert!(map.ptr_eq(&self.view), "stale view"));
+            self.owner.bindings(f)
         }
         #[cfg(not(loom))]
         {
             #[cfg(debug_assertions)]
-            self.bindings(|map| debug_assert!(map.ptr_eq(&self.view), "stale view"));
+            self.owner
+                .bindings(|map| debug_assert!(map.ptr_eq(&self.view), "stale view"));
             f(&self.view)
         }
     }
 
-    /// Runs `f` on the current bindings where they are owned: the private
-    /// map, else the current context's cell, else the empty map.
-    #[inline]
-    fn bindings<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
-        match &*self.map {
-            Some(map) => f(map),
-            None if self.ctx.is_null() => f(&Map::new()),
-            // SAFETY: a non-null `ctx` is either a context this thread has
-            // entered (until its `Entered` guard drops; the guard borrows it,
-            // so it is alive) or this thread's base cell (owned by this slot).
-            // Either cell is written only by this thread, in `publish`, which
-            // is not reachable from `f` (`f` only reads, and the slot is
-            // borrowed meanwhile). Other threads only read an entered cell,
-            // and never see the base cell.
-            None => unsafe { (*self.ctx).map.with(|map| f(&*map)) },
-        }
-    }
-
     /// The bindings, for writing: on the first write after entering, this
-    /// takes a private copy (an `Arc` clone) of the context's map. The guard
-    /// points `view` at the result when it drops (also if the write panics).
-    #[inline]
+    /// takes a private copy (an `Arc` clone) of the context's map.
+    #[inline(always)]
     pub(crate) fn map_mut(&mut self) -> MapWriter<'_> {
-        // A write may update the root in place: no loan may alias it.
-        self.settle(true);
-        if self.map.is_none() {
-            self.private_copy();
+        let mut rebind = self.rebind(Settle::ForWrite);
+        if rebind.map.is_none() {
+            private_copy(&mut rebind);
         }
-        let Current { map, view, .. } = self;
-        MapWriter {
-            map: map.as_mut().expect("just made"),
-            view,
-        }
+        MapWriter(rebind)
     }
 
-    #[cold]
-    #[inline(never)]
-    fn private_copy(&mut self) {
-        // Whatever the slot holds from now on must be dropped with the
-        // thread: have `Cleanup` registered first. If it is gone already (a
-        // destructor that sets a variable, run at thread exit), the write is
-        // an orphan's: `with_mut` drops it right after it is made.
-        if CLEANUP.try_with(|_| ()).is_err() {
-            self.orphan = true;
+    /// The identity tokens record; assigned on first use, since most
+    /// contexts (a task's copy, say) never make a token.
+    #[inline]
+    pub(crate) fn id(&mut self) -> u64 {
+        let owner = &mut self.owner;
+        if owner.id == 0 {
+            owner.id = match owner.ctx {
+                None => id::next_context_id(),
+                // SAFETY: entered by this thread or its own (invariants).
+                Some(ctx) => unsafe { ctx.id() },
+            };
         }
-        let copy = self.bindings(Map::clone);
-        *self.map = Some(copy);
+        owner.id
     }
 
     /// A copy of the current bindings for `copy_context()`: lent if the
@@ -184,112 +251,59 @@ impl Current {
         if self.with_map(Map::is_empty) {
             return Bindings::owned(Map::new());
         }
-        let lease = match self.ledger.lease {
-            Some(lease) => lease,
-            None => match open_lease() {
-                Some(lease) => {
-                    self.ledger.lease = Some(lease);
-                    lease
-                }
-                None => return Bindings::owned(self.with_map(Map::clone)),
-            },
-        };
-        self.ledger.lent += 1;
-        Bindings::lent(self.with_map(alias), Loan::new(lease))
+        lease::lend(&self.view, may_open_lease)
+            .unwrap_or_else(|| Bindings::owned(self.with_map(Map::clone)))
     }
 
-    /// Makes sure no loan depends on the current bindings' owner any more,
-    /// before that owner is written (`for_write`) or left (see `lease.rs`).
+    /// Publishes the private writes into the current cell; see
+    /// [`Owner::publish`].
+    fn publish(&mut self) -> Option<Bindings> {
+        // The root moves from the slot to the cell, unchanged: loans of it
+        // stay valid.
+        self.rebind(Settle::Keep).publish()
+    }
+
+    /// Makes `inner` (claimed, alive, with identity `id` so far) the current
+    /// context, setting the outer
+    /// one aside in the returned guard. Plain stores: no user code runs.
+    ///
+    /// Inlined into `enter` always: returned from a call, the guard is
+    /// stored in pieces and copied in 16-byte ones, which stalls store
+    /// forwarding and costs as much as the rest of a `run`.
     #[inline(always)]
-    fn settle(&mut self, for_write: bool) {
-        if self.ledger.lent != 0 {
-            self.settle_loans(for_write);
+    fn switch_to(&mut self, inner: CellPtr, id: u64) -> Entered {
+        debug_assert!(
+            self.owner.map.is_none(),
+            "the outer writes are published first"
+        );
+        // The outer bindings stay in their cell, entered by this thread, so
+        // their loans stay valid: the ledger is set aside instead.
+        let outer_ledger = lease::set_aside();
+        let mut owner = self.rebind(Settle::Keep);
+        let outer = (owner.ctx, owner.id);
+        owner.ctx = Some(inner);
+        owner.id = id;
+        drop(owner);
+        Entered {
+            inner,
+            outer,
+            outer_ledger,
         }
     }
 
-    /// `settle`'s work.
-    #[cold]
-    #[inline(never)]
-    fn settle_loans(&mut self, for_write: bool) {
-        let Ledger { lease, lent } = self.ledger;
-        let lease = lease.expect("loans out without a lease");
-        // SAFETY: the ledger's lease is open and this thread's.
-        if unsafe { Lease::all_back(lease, lent) } {
-            self.ledger.lent = 0;
-            return;
-        }
-        // Some loans are out: the lease takes its own reference to the root
-        // and leaves the ledger. Before a write to the slot's private map,
-        // that is the slot's own reference, and the slot moves on to a copy
-        // of the root: the write would copy the shared root anyway, and this
-        // way it neither counts the lease's reference nor drops the slot's.
-        // Otherwise a clone. Either way, if `close` finds every loan back and
-        // drops `own` right here, inside the slot's borrow, no value's
-        // destructor runs: the current bindings (the owner's, or the copy's
-        // slots, which hold every value of the old root) keep them all.
-        let own = match self.map.as_mut() {
-            Some(map) if for_write => {
-                let own = map.detach_root();
-                self.view = alias(map);
-                own
-            }
-            _ => self.with_map(Map::clone),
-        };
-        self.ledger = Ledger::EMPTY;
-        // SAFETY: open, this thread's, `lent` as counted; forgotten above.
-        unsafe { Lease::close(lease, own, lent) };
-    }
-
-    /// A view of `ctx`'s map (the empty map if `ctx` is null), for when the
-    /// slot has no private map: on entering and on leaving a context, and at
-    /// thread exit.
+    /// Restores the context that `entered` set aside. Plain stores and no
+    /// user code: nothing the settle or the lease frees holds a value that
+    /// the bindings kept here do not hold too.
     #[inline(always)]
-    fn cell_view(&self) -> ManuallyDrop<Map> {
-        debug_assert!(self.map.is_none());
-        if self.ctx.is_null() {
-            ManuallyDrop::new(Map::new())
-        } else {
-            // SAFETY: a non-null `ctx` is alive and written only by this
-            // thread (see `bindings`).
-            unsafe { (*self.ctx).map.with(|map| alias(&*map)) }
-        }
-    }
-
-    /// The identity tokens record; assigned on first use, since most
-    /// contexts (a task's copy, say) never make a token.
-    #[inline]
-    pub(crate) fn id(&mut self) -> u64 {
-        if self.id == 0 {
-            self.id = if self.ctx.is_null() {
-                id::next_context_id()
-            } else {
-                // SAFETY: a non-null `ctx` is alive (see `with_map`).
-                unsafe { (*self.ctx).id() }
-            };
-        }
-        self.id
-    }
-
-    /// Publishes the slot's private writes into the current context's cell
-    /// (creating the base cell if this is a base context without one), so
-    /// that entering another context sets aside only `ctx` and `id`. Returns
-    /// the replaced bindings, for the caller to drop outside the borrow.
-    #[cold]
-    #[inline(never)]
-    fn set_aside(&mut self) -> Option<Bindings> {
-        let map = self.map.take()?;
-        if self.ctx.is_null() {
-            self.base = Box::into_raw(Box::new(ContextCell::new_base()));
-            self.ctx = self.base;
-        }
-        // SAFETY: a non-null `ctx` is alive (see `with_map`), and this thread
-        // is the one entitled to publish into it: it has it entered, or it is
-        // its own base cell (marked entered for good). A shared cell's
-        // pointer came from `Context::cell_ptr` (through `enter`).
-        let replaced = unsafe { ContextCell::publish(self.ctx, map) };
-        // Same root, now owned by the cell.
-        self.view = self.cell_view();
-        Some(replaced)
+    fn switch_back(&mut self, entered: &Entered) {
+        debug_assert!(
+            self.owner.map.is_none(),
+            "the inner writes are published first"
+        );
+        let mut owner = self.rebind(Settle::ForLeave);
+        (owner.ctx, owner.id) = entered.outer;
+        drop(owner);
+        lease::restore(entered.outer_ledger);
     }
 
     /// At thread exit, what a write to the base context left in the slot,
@@ -298,53 +312,91 @@ impl Current {
     #[cold]
     #[inline(never)]
     fn orphaned(&mut self) -> Option<Map> {
-        if !self.ctx.is_null() && !ptr::eq(self.ctx, self.base) {
+        if self.owner.ctx.is_some() {
             return None;
         }
-        let map = self.map.take();
-        self.view = self.cell_view();
-        map
+        self.rebind(Settle::ForLeave).map.take()
+    }
+
+    /// Thread exit: marks the slot orphaned and takes out what it owns, for
+    /// [`Cleanup`] to drop outside the borrow.
+    fn retire(&mut self) -> (Option<Map>, Option<NonNull<ContextCell>>) {
+        self.orphan = true;
+        let mut owner = self.rebind(Settle::ForLeave);
+        let map = owner.map.take();
+        let base = owner.base.take();
+        if let (Some(ctx), Some(base)) = (owner.ctx, base) {
+            if ctx.is(base.as_ptr()) {
+                owner.ctx = None;
+            }
+        }
+        drop(owner);
+        // Loans out now rest on their leases alone; the idle one is freed.
+        lease::retire();
+        (map, base)
+    }
+}
+
+/// A change of the current bindings' owner in progress; see
+/// [`Current::rebind`].
+struct Rebind<'a> {
+    current: &'a mut Current,
+}
+
+impl Deref for Rebind<'_> {
+    type Target = Owner;
+    #[inline(always)]
+    fn deref(&self) -> &Owner {
+        &self.current.owner
+    }
+}
+
+impl DerefMut for Rebind<'_> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Owner {
+        &mut self.current.owner
+    }
+}
+
+impl Drop for Rebind<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.current.view = self.current.owner.view();
     }
 }
 
 /// Write access to the slot's private map; see [`Current::map_mut`].
-pub(crate) struct MapWriter<'a> {
-    map: &'a mut Map,
-    view: &'a mut ManuallyDrop<Map>,
-}
+pub(crate) struct MapWriter<'a>(Rebind<'a>);
 
 impl Deref for MapWriter<'_> {
     type Target = Map;
-    #[inline]
+    #[inline(always)]
     fn deref(&self) -> &Map {
-        self.map
+        self.0.map.as_ref().expect("made by map_mut")
     }
 }
 
 impl DerefMut for MapWriter<'_> {
-    #[inline]
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut Map {
-        self.map
+        self.0.map.as_mut().expect("made by map_mut")
     }
 }
 
-impl Drop for MapWriter<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        *self.view = alias(self.map);
-    }
+/// Makes the slot's private copy of the current bindings.
+#[cold]
+#[inline(never)]
+fn private_copy(owner: &mut Owner) {
+    // Whatever the slot holds from now on must be dropped with the thread:
+    // have `Cleanup` registered first. It is gone only once it has run,
+    // which marked the slot an orphan's: then `with_mut` drops this copy
+    // right after the write.
+    let _ = CLEANUP.try_with(|_| ());
+    let copy = owner.bindings(Map::clone);
+    *owner.map = Some(copy);
 }
 
-/// A copy of `map` that does not own a reference (see `Current::view`).
-#[inline(always)]
-fn alias(map: &Map) -> ManuallyDrop<Map> {
-    // SAFETY: a bitwise copy of the root pointer; wrapped in `ManuallyDrop`
-    // it never releases the reference it does not own, and it is only read
-    // while the map it copies keeps the root alive (see `Current::view`).
-    ManuallyDrop::new(unsafe { ptr::read(map) })
-}
-
-current_thread_local! {
+baton_thread_local! {
     static CURRENT: RefCell<Current> = RefCell::new(Current::BASE);
 }
 
@@ -362,27 +414,7 @@ struct Cleanup;
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let owned = CURRENT.try_with(|current| {
-            let mut current = current.borrow_mut();
-            // From now on nothing would free a private map of the base
-            // context: writes there (by the destructors below, say) are
-            // dropped as soon as they are made.
-            current.orphan = true;
-            // Loans out now rest on the lease alone; an idle lease is freed.
-            current.settle(false);
-            if let Some(lease) = current.ledger.lease.take() {
-                // SAFETY: open with no loan out (settled), and forgotten by
-                // the ledger.
-                unsafe { Lease::free(lease) };
-            }
-            let map = current.map.take();
-            let base = mem::replace(&mut current.base, ptr::null_mut());
-            if ptr::eq(current.ctx, base) {
-                current.ctx = ptr::null();
-            }
-            current.view = current.cell_view();
-            (map, base)
-        });
+        let owned = CURRENT.try_with(|current| current.borrow_mut().retire());
         if let Ok((map, base)) = owned {
             // Dropped outside the borrow: a value's destructor may read and
             // set context variables (it runs in an empty context, and what it
@@ -392,28 +424,27 @@ impl Drop for Cleanup {
             // hook, as always, and then dropped.
             let _ = catch_unwind(AssertUnwindSafe(move || {
                 drop(map);
-                if !base.is_null() {
-                    // SAFETY: `base` came from `Box::into_raw` in
-                    // `set_aside`, and the slot no longer points to it: this
-                    // is the only owner left.
-                    drop(unsafe { Box::from_raw(base) });
+                if let Some(base) = base {
+                    // SAFETY: `base` came from `Box::leak` in
+                    // `Owner::publish`, and the slot no longer points to it:
+                    // this is the only owner left.
+                    drop(unsafe { Box::from_raw(base.as_ptr()) });
                 }
             }));
         }
     }
 }
 
-current_thread_local! {
+baton_thread_local! {
     static CLEANUP: Cleanup = Cleanup;
 }
 
-/// A new lease for this thread's ledger, unless the thread is exiting (then
+/// Whether a new lease may be opened: not once the thread is exiting (then
 /// `Cleanup` could not free it, and copies are counted instead).
 #[cold]
 #[inline(never)]
-fn open_lease() -> Option<NonNull<Lease>> {
-    CLEANUP.try_with(|_| ()).ok()?;
-    Some(Lease::open())
+fn may_open_lease() -> bool {
+    CLEANUP.try_with(|_| ()).is_ok()
 }
 
 /// The bindings for a new copy of the current context; see `Current::lend`.
@@ -422,35 +453,6 @@ pub(crate) fn lend() -> Bindings {
     CURRENT
         .try_with(|current| current.try_borrow_mut().expect(REENTRANT).lend())
         .unwrap_or_else(|_| Bindings::owned(Map::new()))
-}
-
-/// This thread's ledger: its open lease's address (if any) and `lent`.
-#[cfg(all(test, not(loom)))]
-pub(crate) fn ledger() -> (Option<usize>, usize) {
-    CURRENT.with(|current| {
-        let ledger = current.borrow().ledger;
-        (
-            ledger.lease.map(|lease| lease.as_ptr() as usize),
-            ledger.lent,
-        )
-    })
-}
-
-/// Takes a loan of `lease` back through this thread's ledger, if the ledger
-/// holds that lease (and is not borrowed right now); `false` otherwise, and
-/// the caller gives it back through the lease.
-#[inline]
-pub(crate) fn take_back(lease: NonNull<Lease>) -> bool {
-    CURRENT
-        .try_with(|current| match current.try_borrow_mut() {
-            Ok(mut current) if current.ledger.lease == Some(lease) => {
-                debug_assert!(current.ledger.lent > 0, "a loan back that was not out");
-                current.ledger.lent -= 1;
-                true
-            }
-            _ => false,
-        })
-        .unwrap_or(false)
 }
 
 const REENTRANT: &str = "baton: the current context was modified while it was being read \
@@ -473,23 +475,33 @@ pub(crate) fn with_map<R>(f: impl FnOnce(&Map) -> R) -> R {
 
 /// Runs `f` on the current slot, for writing.
 ///
-/// At thread exit, once [`Cleanup`] has run, a write to the base context
+/// At thread exit, once [`Cleanup`] has started, a write to the base context
 /// goes nowhere: what it left in the slot is dropped on the way out (after
 /// the borrow ends, so that destructors may use context variables too).
-#[inline]
+#[inline(always)]
 pub(crate) fn with_mut<R>(f: impl FnOnce(&mut Current) -> R) -> R {
     CURRENT
         .try_with(|slot| {
             let mut current = slot.try_borrow_mut().expect(REENTRANT);
-            let r = f(&mut current);
             if current.orphan {
-                let orphaned = current.orphaned();
                 drop(current);
-                drop(orphaned);
+                return write_as_orphan(slot, f);
             }
-            r
+            f(&mut current)
         })
         .unwrap_or_else(|_| panic!("baton: cannot set a ContextVar while the thread is exiting"))
+}
+
+/// `with_mut` at thread exit: the write, then what it left dropped.
+#[cold]
+#[inline(never)]
+fn write_as_orphan<R>(slot: &RefCell<Current>, f: impl FnOnce(&mut Current) -> R) -> R {
+    let mut current = slot.try_borrow_mut().expect(REENTRANT);
+    let r = f(&mut current);
+    let orphaned = current.orphaned();
+    drop(current);
+    drop(orphaned);
+    r
 }
 
 /// If `ctx` is this thread's current context, runs `f` on its live bindings.
@@ -500,7 +512,8 @@ pub(crate) fn with_map_if_current<R>(
     CURRENT
         .try_with(|current| {
             let current = current.try_borrow().expect(REENTRANT);
-            ptr::eq(current.ctx, ctx).then(|| current.with_map(f))
+            let here = current.owner.ctx.is_some_and(|here| here.is(ctx));
+            here.then(|| current.with_map(f))
         })
         .ok()
         .flatten()
@@ -508,25 +521,13 @@ pub(crate) fn with_map_if_current<R>(
 
 /// The guard of an entered context: restores the outer context when dropped.
 pub(crate) struct Entered {
-    /// The entered cell; a raw pointer, since a shared cell's must keep
-    /// addressing its whole `SharedCell` (see `ContextCell::publish`).
-    inner: *const ContextCell,
+    /// The entered cell.
+    inner: CellPtr,
     /// The outer context's cell and identity (its writes are in its cell).
-    outer: (*const ContextCell, u64),
+    outer: (Option<CellPtr>, u64),
     /// The outer context's ledger, if it had loans out; else empty (and the
     /// inner context goes on with the same lease).
     outer_ledger: Ledger,
-}
-
-/// How a context is claimed by [`enter`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Claim {
-    /// Whoever may reach the cell may race us for it: claim it as its kind
-    /// requires (a compare-and-swap for a shared cell).
-    Contended,
-    /// The caller has proved that no other thread can reach the cell (it
-    /// holds the only handle, by `&mut`): a plain load and store.
-    Exclusive,
 }
 
 /// Enters `inner` on this thread (S4).
@@ -545,35 +546,46 @@ pub(crate) enum Claim {
 /// 3. `inner` is claimed, then the slot is switched to it: plain stores.
 ///
 /// # Safety
-/// `inner` points to a live cell that outlives the returned guard; if the
-/// cell is shared, the pointer came from `Context::cell_ptr`; with
-/// [`Claim::Exclusive`], no other thread can reach the cell.
+/// `inner` is alive and outlives the returned guard; with
+/// [`Claim::Exclusive`], no other thread can reach it.
 #[inline(always)]
-pub(crate) unsafe fn enter(
-    inner: *const ContextCell,
-    claim: Claim,
-) -> Result<Entered, ContextError> {
-    let entered = CURRENT.try_with(|slot| {
-        let mut current = slot.try_borrow_mut().expect(REENTRANT);
-        if current.map.is_some() {
-            drop(current);
-            if let Some(panic) = publish_before_switching(slot, false).panic {
-                resume_unwind(panic);
-            }
-            current = slot.try_borrow_mut().expect(REENTRANT);
-        }
-        // SAFETY: alive, and exclusive if so claimed (caller's contract).
-        unsafe {
-            match claim {
-                Claim::Contended => ContextCell::try_enter(inner)?,
-                Claim::Exclusive => ContextCell::try_enter_exclusive(inner)?,
-            }
-        }
-        Ok(current.switch_to(inner))
-    });
-    match entered {
-        Ok(entered) => entered,
-        Err(_) => panic!("baton: cannot enter a context while the thread is exiting"),
+pub(crate) unsafe fn enter(inner: CellPtr, claim: Claim) -> Result<Entered, ContextError> {
+    let slot = slot().expect("baton: cannot enter a context while the thread is exiting");
+    let mut current = slot.try_borrow_mut().expect(REENTRANT);
+    if current.owner.map.is_some() {
+        drop(current);
+        publish_before_entering(slot);
+        current = slot.try_borrow_mut().expect(REENTRANT);
+    }
+    // SAFETY: alive, and exclusive if so claimed (caller's contract).
+    let id = unsafe { inner.try_enter(claim)? };
+    Ok(current.switch_to(inner, id))
+}
+
+/// This thread's slot, for `enter` and `Entered::drop`.
+///
+/// A reference rather than a closure under `CURRENT.with`: the guard built
+/// or read under it would be returned from the closure through memory, in
+/// pieces, and reading it back whole stalls store forwarding — that cost
+/// more than the compare-and-swap of a shared context's entry.
+#[inline(always)]
+fn slot<'a>() -> Option<&'a RefCell<Current>> {
+    let slot = CURRENT
+        .try_with(|slot| slot as *const RefCell<Current>)
+        .ok()?;
+    // SAFETY: `CURRENT` has no destructor, so it lives as long as its thread
+    // (under loom, until the model thread ends); the callers use the
+    // reference only on this thread, within one call.
+    Some(unsafe { &*slot })
+}
+
+/// Step 2 of [`enter`]: publishes the outer context's writes; a destructor's
+/// panic unwinds from here, with nothing claimed.
+#[cold]
+#[inline(never)]
+fn publish_before_entering(slot: &RefCell<Current>) {
+    if let Some(panic) = publish_before_switching(slot, false).panic {
+        resume_unwind(panic);
     }
 }
 
@@ -601,7 +613,7 @@ struct Published {
 fn publish_before_switching(slot: &RefCell<Current>, keep_lent: bool) -> Published {
     let mut published = Published::default();
     loop {
-        let replaced = slot.try_borrow_mut().expect(REENTRANT).set_aside();
+        let replaced = slot.try_borrow_mut().expect(REENTRANT).publish();
         let Some(replaced) = replaced else { break };
         if keep_lent && replaced.is_lent() && published.lent.is_none() {
             published.lent = Some(replaced);
@@ -612,58 +624,6 @@ fn publish_before_switching(slot: &RefCell<Current>, keep_lent: bool) -> Publish
         }
     }
     published
-}
-
-impl Current {
-    /// Makes `inner` (claimed, alive) the current context, setting the outer
-    /// one aside in the returned guard. Plain stores: no user code runs.
-    ///
-    /// Inlined into `enter` always: returned from a call, the five-word
-    /// guard is stored in pieces and copied in 16-byte ones, which stalls
-    /// store forwarding and costs as much as the rest of a `run`.
-    #[inline(always)]
-    fn switch_to(&mut self, inner: *const ContextCell) -> Entered {
-        debug_assert!(self.map.is_none(), "the outer writes are published first");
-        let outer = (self.ctx, self.id);
-        // Loans of the outer bindings stay valid while we are inside: the
-        // outer context stays entered by this thread, so nobody can change
-        // them. Set its ledger aside until we leave.
-        let outer_ledger = if self.ledger.lent != 0 {
-            mem::replace(&mut self.ledger, Ledger::EMPTY)
-        } else {
-            Ledger::EMPTY
-        };
-        self.ctx = inner;
-        // SAFETY: alive (see `enter`).
-        self.id = unsafe { (*inner).entry.id() };
-        self.view = self.cell_view();
-        Entered {
-            inner,
-            outer,
-            outer_ledger,
-        }
-    }
-
-    /// Restores the context that `entered` set aside. Plain stores, and no
-    /// user code: nothing the settle or the lease frees holds a value that
-    /// the bindings kept here do not hold too.
-    #[inline(always)]
-    fn switch_back(&mut self, entered: &Entered) {
-        debug_assert!(self.map.is_none(), "the inner writes are published first");
-        // The inner bindings' owner is about to be left (and maybe
-        // dropped): no loan may depend on it.
-        self.settle(false);
-        if entered.outer_ledger.lease.is_some() {
-            if let Some(lease) = self.ledger.lease {
-                // SAFETY: open with no loan out (settled), and replaced in
-                // the ledger just below.
-                unsafe { Lease::free(lease) };
-            }
-            self.ledger = entered.outer_ledger;
-        }
-        (self.ctx, self.id) = entered.outer;
-        self.view = self.cell_view();
-    }
 }
 
 impl Drop for Entered {
@@ -679,26 +639,31 @@ impl Drop for Entered {
     /// would abort the process.
     #[inline]
     fn drop(&mut self) {
-        let left = CURRENT.try_with(|slot| {
+        if let Some(slot) = slot() {
             let mut current = slot.borrow_mut();
-            let published = if current.map.is_some() {
+            if current.owner.map.is_some() {
                 drop(current);
-                let published = publish_before_switching(slot, true);
-                current = slot.borrow_mut();
-                Some(published)
-            } else {
-                None
-            };
+                return leave_after_writes(slot, self);
+            }
             current.switch_back(self);
-            published
-        });
-        // SAFETY: the cell outlives the guard (see `enter`), and this thread
-        // has it entered; the slot no longer points to it.
-        unsafe { ContextCell::exit(self.inner) };
-        if let Ok(Some(published)) = left {
-            finish_leaving(published);
         }
+        // SAFETY: the cell outlives the guard (see `enter`), and this thread
+        // has it entered; the slot no longer points to it (or is gone with
+        // its thread).
+        unsafe { self.inner.exit() };
     }
+}
+
+/// Leaving a context that the run wrote to (see `Entered::drop`).
+#[cold]
+#[inline(never)]
+fn leave_after_writes(slot: &RefCell<Current>, entered: &Entered) {
+    let published = publish_before_switching(slot, true);
+    slot.borrow_mut().switch_back(entered);
+    // SAFETY: the cell outlives the guard (see `enter`), and this thread has
+    // it entered; the slot no longer points to it.
+    unsafe { entered.inner.exit() };
+    finish_leaving(published);
 }
 
 /// The rest of leaving a context that a run wrote to: gives back a lent root

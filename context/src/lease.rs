@@ -14,7 +14,7 @@
 //!
 //! # Leases and loans
 //!
-//! A thread's current-context slot (`current.rs`) keeps a *ledger*: an open
+//! Each thread keeps a *ledger* (a thread-local of this module): an open
 //! [`Lease`] and `lent`, a plain count. `copy_context()` does not clone the
 //! current root: it hands out a *loan* — a non-owning copy of the root
 //! pointer, plus a [`Loan`] naming the lease — and adds one to `lent`. The
@@ -36,8 +36,9 @@
 //! # Settling
 //!
 //! Before the thread changes what backs its loans — a write to the current
-//! bindings (which may update the root in place), or entering or leaving a
-//! context — it *settles* its ledger, if `lent` is not zero (`current.rs`):
+//! bindings (which may update the root in place), or leaving a context — the
+//! thread layer (`current.rs`) has it *settle* its ledger ([`settle`]), if
+//! `lent` is not zero:
 //!
 //! * If `lent + balance == 0` (an Acquire load), every loan is back: nobody
 //!   else can reach the lease, and it is reset for reuse. No atomic RMW.
@@ -84,12 +85,12 @@
 //! and the `fetch_sub` instead of a counted copy's increment and the
 //! write's decrement of the shared root: the same count.
 
+use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
-use crate::current;
 use crate::map::Map;
-use crate::sync::{AtomicIsize, Ordering, UnsafeCell};
+use crate::sync::{AtomicIsize, Ordering, UnsafeCell, baton_thread_local};
 
 /// Added to `balance` when a lease is closed: far above any number of loans.
 const CLOSED: isize = 1 << 62;
@@ -206,7 +207,7 @@ unsafe impl Sync for Loan {}
 
 impl Loan {
     /// A loan of `lease`, which the caller's ledger has just counted.
-    pub(crate) fn new(lease: NonNull<Lease>) -> Loan {
+    fn new(lease: NonNull<Lease>) -> Loan {
         Loan { lease }
     }
 }
@@ -214,7 +215,7 @@ impl Loan {
 impl Drop for Loan {
     #[inline]
     fn drop(&mut self) {
-        if !current::take_back(self.lease) {
+        if !take_back(self.lease) {
             // SAFETY: this loan is out, and is given up here.
             unsafe { Lease::give_back(self.lease) };
         }
@@ -239,7 +240,7 @@ impl Bindings {
     }
 
     /// A lent root: `alias` is valid while `loan` is out.
-    pub(crate) fn lent(alias: ManuallyDrop<Map>, loan: Loan) -> Bindings {
+    fn lent(alias: ManuallyDrop<Map>, loan: Loan) -> Bindings {
         Bindings {
             map: alias,
             loan: Some(loan),
@@ -282,6 +283,163 @@ impl Drop for Bindings {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The thread's ledger.
+
+/// A thread's open lease and how many of its loans it counts as out (loans
+/// made, less those given back through the ledger).
+#[derive(Clone, Copy)]
+pub(crate) struct Ledger {
+    lease: Option<NonNull<Lease>>,
+    lent: usize,
+}
+
+impl Ledger {
+    /// No lease, no loan.
+    pub(crate) const EMPTY: Ledger = Ledger {
+        lease: None,
+        lent: 0,
+    };
+}
+
+baton_thread_local! {
+    /// This thread's ledger. No destructor: the thread layer retires it at
+    /// thread exit ([`retire`]).
+    static LEDGER: Cell<Ledger> = Cell::new(Ledger::EMPTY);
+}
+
+/// Lends `root`, the calling thread's current bindings, for a copy: a loan
+/// on the ledger's lease, opening one if `may_open()` allows (the thread
+/// layer says no once the thread is exiting: nobody would free a lease
+/// opened then). `None`: the caller counts the copy instead.
+#[inline]
+pub(crate) fn lend(root: &Map, may_open: impl FnOnce() -> bool) -> Option<Bindings> {
+    LEDGER
+        .try_with(|ledger| {
+            let mut now = ledger.get();
+            let lease = match now.lease {
+                Some(lease) => lease,
+                None if may_open() => {
+                    let lease = Lease::open();
+                    now.lease = Some(lease);
+                    lease
+                }
+                None => return None,
+            };
+            now.lent += 1;
+            ledger.set(now);
+            Some(Bindings::lent(root.alias(), Loan::new(lease)))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Makes sure no loan depends on the current bindings' owner any more,
+/// before that owner changes: the thread layer calls it before a write and
+/// before leaving a context. If loans are out and not all back, the lease
+/// closes with `own()` — a counted reference to the lent root — as its own.
+#[inline(always)]
+pub(crate) fn settle(own: impl FnOnce() -> Map) {
+    let _ = LEDGER.try_with(|ledger| {
+        if ledger.get().lent != 0 {
+            settle_loans(ledger, own);
+        }
+    });
+}
+
+/// `settle`'s work.
+#[cold]
+#[inline(never)]
+fn settle_loans(ledger: &Cell<Ledger>, own: impl FnOnce() -> Map) {
+    let Ledger { lease, lent } = ledger.get();
+    let lease = lease.expect("loans out without a lease");
+    // SAFETY: the ledger's lease is open and this thread's.
+    if unsafe { Lease::all_back(lease, lent) } {
+        ledger.set(Ledger {
+            lease: Some(lease),
+            lent: 0,
+        });
+        return;
+    }
+    // Some loans are out: the lease takes its own reference to the root and
+    // leaves the ledger. If `close` finds every loan back and drops `own`
+    // right here, no value's destructor runs: the current bindings hold
+    // every value of the old root.
+    let own = own();
+    ledger.set(Ledger::EMPTY);
+    // SAFETY: open, this thread's, `lent` as counted; forgotten above.
+    unsafe { Lease::close(lease, own, lent) };
+}
+
+/// Entering a context: the outer context's ledger, if it has loans out, is
+/// set aside (the outer context stays entered by this thread meanwhile, so
+/// nothing can change what backs them) and the inner context starts with an
+/// empty one; otherwise the inner context goes on with the same lease.
+#[inline(always)]
+pub(crate) fn set_aside() -> Ledger {
+    LEDGER
+        .try_with(|ledger| {
+            if ledger.get().lent != 0 {
+                ledger.replace(Ledger::EMPTY)
+            } else {
+                Ledger::EMPTY
+            }
+        })
+        .unwrap_or(Ledger::EMPTY)
+}
+
+/// Leaving a context, after [`settle`]: restores what [`set_aside`] set
+/// aside, freeing the inner context's (idle) lease.
+#[inline(always)]
+pub(crate) fn restore(outer: Ledger) {
+    if outer.lease.is_some() {
+        let _ = LEDGER.try_with(|ledger| {
+            if let Some(lease) = ledger.replace(outer).lease {
+                // SAFETY: open with no loan out (settled), and no longer in
+                // the ledger.
+                unsafe { Lease::free(lease) };
+            }
+        });
+    }
+}
+
+/// Thread exit, after [`settle`]: frees the idle lease.
+pub(crate) fn retire() {
+    let _ = LEDGER.try_with(|ledger| {
+        if let Some(lease) = ledger.replace(Ledger::EMPTY).lease {
+            // SAFETY: open with no loan out (settled), and forgotten by the
+            // ledger.
+            unsafe { Lease::free(lease) };
+        }
+    });
+}
+
+/// Takes a loan of `lease` back through this thread's ledger, if the ledger
+/// holds that lease; `false` otherwise, and the caller gives it back through
+/// the lease.
+#[inline]
+fn take_back(lease: NonNull<Lease>) -> bool {
+    LEDGER
+        .try_with(|ledger| {
+            let mut now = ledger.get();
+            if now.lease != Some(lease) {
+                return false;
+            }
+            debug_assert!(now.lent > 0, "a loan back that was not out");
+            now.lent -= 1;
+            ledger.set(now);
+            true
+        })
+        .unwrap_or(false)
+}
+
+/// This thread's ledger: its open lease's address (if any) and `lent`.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn ledger() -> (Option<usize>, usize) {
+    let now = LEDGER.with(Cell::get);
+    (now.lease.map(|lease| lease.as_ptr() as usize), now.lent)
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     //! The ledger's bookkeeping, and that every lent value is dropped exactly
@@ -290,7 +448,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::thread;
 
-    use crate::current::ledger;
+    use super::ledger;
     use crate::{Context, ContextVar, copy_context};
 
     static V: ContextVar<u32> = ContextVar::new("v");

@@ -69,25 +69,34 @@
 //!
 //! # How it is built
 //!
-//! * `map.rs` — the persistent map (a HAMT, like CPython's `hamt.c`) that
-//!   holds a context's bindings: copy is a pointer copy, writes copy a path.
-//! * `current.rs` — the per-thread current context, and entering/leaving.
-//! * `state.rs` — the entry word (entered flag, shared flag, identity) and
-//!   the lock-free protocol for reading a shared context from other threads.
-//! * `lease.rs` — how `copy_context()` lends the current bindings to the
-//!   copy instead of counting a reference (biased reference counting), so
-//!   that a copy made and dropped on one thread costs no atomic operation.
-//! * `handle.rs` — the allocation behind a `Context` handle: reference
-//!   counted, recycled through a per-thread free list.
-//! * `context.rs`, `var.rs`, `token.rs`, `attach.rs`, `error.rs` — the public
-//!   types; `id.rs` — unique identities; `sync.rs` — the std/loom facade.
+//! In layers, each file importing only the layers below it:
 //!
-//! Under `--cfg loom`, the atomics, the map cell and the thread-local come
-//! from loom, so the models in `loom-tests/` check this code itself.
+//! 1. **The map** — `map.rs`: the persistent map (a HAMT, like CPython's
+//!    `hamt.c`) that holds a context's bindings: copy is a pointer copy,
+//!    writes copy a path.
+//! 2. **The lease** — `lease.rs`: how `copy_context()` lends the current
+//!    bindings to the copy instead of counting a reference (biased reference
+//!    counting), and each thread's ledger of the loans it made, so that a
+//!    copy made and dropped on one thread costs no atomic operation. It
+//!    never reaches the thread's current context.
+//! 3. **The cell** — `cell.rs`: where a context's bindings live between
+//!    runs (`ContextCell`, and `SharedCell` behind a handle), claimed and
+//!    published through `CellPtr`; `state.rs`: the entry word and the
+//!    readers/writer protocol; `handle.rs`: the reference-counted, recycled
+//!    allocation behind a `Context`.
+//! 4. **The thread** — `current.rs`: each thread's current context, entering
+//!    and leaving, the exit cleanup.
+//! 5. **The API** — `context.rs`, `var.rs`, `token.rs`, `attach.rs`,
+//!    `error.rs`.
+//!
+//! `id.rs` hands out unique identities; `sync.rs` is the std/loom facade.
+//! Under `--cfg loom`, the atomics, the cells and the thread-locals come from
+//! loom, so the models in `loom-tests/` check this code itself.
 
 #![warn(missing_docs)]
 
 mod attach;
+mod cell;
 mod context;
 mod current;
 mod error;
@@ -101,7 +110,8 @@ mod token;
 mod var;
 
 pub use attach::Attached;
-pub use context::{Context, ContextCell, Iter, copy_context};
+pub use cell::ContextCell;
+pub use context::{Context, Iter, copy_context};
 pub use error::ContextError;
 pub use token::Token;
 pub use var::ContextVar;

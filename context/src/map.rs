@@ -68,13 +68,30 @@
 
 use std::any::Any;
 use std::marker::PhantomData;
-use std::mem;
-use std::ptr::NonNull;
+use std::mem::{self, ManuallyDrop};
+use std::ptr::{self, NonNull};
 
 use triomphe::{Arc, HeaderSliceWithLengthProtected, ThinArc};
 
 /// A bound value, type-erased. The variable's id determines its type.
 pub(crate) type Value = std::sync::Arc<dyn Any + Send + Sync>;
+
+/// Reinterprets a bound value as the `T` it was created from.
+///
+/// # Safety
+///
+/// `value` must have been created from a `T`. Every value in a context map is
+/// stored under the key of the `ContextVar<T>` that bound it, keys are never
+/// reused, and only `ContextVar<T>` itself inserts under its key: reading a
+/// value through that same key therefore always reads a `T`.
+#[inline(always)]
+pub(crate) unsafe fn downcast<T: Any>(value: &Value) -> &T {
+    let any: &(dyn Any + Send + Sync) = &**value;
+    debug_assert!(any.is::<T>(), "context value of the wrong type");
+    // SAFETY: the caller guarantees that the pointee is a `T`; dropping the
+    // vtable half of the fat pointer leaves a valid pointer to it.
+    unsafe { &*(any as *const (dyn Any + Send + Sync) as *const T) }
+}
 
 /// One binding: the variable's id and name, and its value.
 #[derive(Clone)]
@@ -504,6 +521,17 @@ impl<H: KeyHash> Map<H> {
             root: self.root.replace(fresh),
             _hash: PhantomData,
         }
+    }
+
+    /// A copy of this map that does not own a reference to its root: never
+    /// dropped (it is a `ManuallyDrop`), never written through, and read
+    /// only while something that does own the root keeps it alive — the
+    /// current context's view (`current.rs`) and a lent copy (`lease.rs`).
+    #[inline(always)]
+    pub(crate) fn alias(&self) -> ManuallyDrop<Map<H>> {
+        // SAFETY: a bitwise copy of the root pointer; wrapped in
+        // `ManuallyDrop` it never releases the reference it does not own.
+        ManuallyDrop::new(unsafe { ptr::read(self) })
     }
 
     /// Whether the map has no bindings (and so no root to count).

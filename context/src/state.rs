@@ -94,7 +94,8 @@ impl EntryWord {
 
     /// Claims the context for the calling thread.
     #[inline]
-    pub(crate) fn try_enter(&self) -> Result<(), ContextError> {
+    /// Returns the identity as of the claim (0 = not assigned yet).
+    pub(crate) fn try_enter(&self) -> Result<u64, ContextError> {
         let word = self.0.load(Ordering::Relaxed);
         if word & ENTERED != 0 {
             return Err(ContextError::AlreadyEntered);
@@ -102,7 +103,7 @@ impl EntryWord {
         if word & SHARED == 0 {
             // Unshared: no other thread can reach the cell (see above).
             self.0.store(word | ENTERED, Ordering::Relaxed);
-            Ok(())
+            Ok(word >> ID_SHIFT)
         } else {
             self.enter_shared(word)
         }
@@ -111,17 +112,17 @@ impl EntryWord {
     /// Claims the context with a plain load and store, even if it is
     /// shared: for a caller that has proved no other thread can reach it.
     #[inline]
-    pub(crate) fn try_enter_exclusive(&self) -> Result<(), ContextError> {
+    pub(crate) fn try_enter_exclusive(&self) -> Result<u64, ContextError> {
         let word = self.0.load(Ordering::Relaxed);
         if word & ENTERED != 0 {
             return Err(ContextError::AlreadyEntered);
         }
         self.0.store(word | ENTERED, Ordering::Relaxed);
-        Ok(())
+        Ok(word >> ID_SHIFT)
     }
 
     #[inline]
-    fn enter_shared(&self, mut word: u64) -> Result<(), ContextError> {
+    fn enter_shared(&self, mut word: u64) -> Result<u64, ContextError> {
         loop {
             match self.0.compare_exchange_weak(
                 word,
@@ -129,7 +130,7 @@ impl EntryWord {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(word >> ID_SHIFT),
                 // Someone entered meanwhile.
                 Err(actual) if actual & ENTERED != 0 => {
                     return Err(ContextError::AlreadyEntered);

@@ -65,19 +65,22 @@ pub(crate) fn spin_wait(spins: &mut u32) {
     }
 }
 
-/// Declares the thread-local that holds a thread's current context.
-/// `std::thread_local!` (const-initialised) normally, `loom::thread_local!`
-/// under loom so that every model thread gets its own.
-macro_rules! current_thread_local {
-    (static $name:ident : $t:ty = $init:expr;) => {
+/// Declares a thread-local of the context machinery (the current context,
+/// the ledger, the exit cleanup): `std::thread_local!` (const-initialised)
+/// normally, `loom::thread_local!` under loom so that every model thread gets
+/// its own.
+macro_rules! baton_thread_local {
+    ($(#[$attr:meta])* static $name:ident : $t:ty = $init:expr;) => {
         #[cfg(not(loom))]
         std::thread_local! {
+            $(#[$attr])*
             static $name: $t = const { $init };
         }
         #[cfg(loom)]
         loom::thread_local! {
+            $(#[$attr])*
             static $name: $t = $init;
         }
     };
 }
-pub(crate) use current_thread_local;
+pub(crate) use baton_thread_local;

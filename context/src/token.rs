@@ -3,8 +3,9 @@
 use std::any::Any;
 use std::fmt;
 
-use crate::map::Value;
-use crate::var::TypeMarker;
+use std::marker::PhantomData;
+
+use crate::map::{Value, downcast};
 
 /// Returned by [`ContextVar::set`](crate::ContextVar::set); give it to
 /// [`ContextVar::reset`](crate::ContextVar::reset) to restore the previous
@@ -69,7 +70,7 @@ impl<T: Any> Token<T> {
         // value that variable had bound, which is a `T`.
         self.old
             .as_ref()
-            .map(|value| unsafe { crate::var::downcast::<T>(value) })
+            .map(|value| unsafe { downcast::<T>(value) })
     }
 
     /// The name of the variable that made this token.
@@ -94,3 +95,7 @@ impl<T> fmt::Debug for Token<T> {
             .finish()
     }
 }
+
+/// A zero-sized marker so that `Token<T>` is `Send + Sync` for every `T` the
+/// variable accepts, whatever `T`'s auto traits.
+type TypeMarker<T> = PhantomData<fn() -> T>;

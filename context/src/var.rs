@@ -1,15 +1,13 @@
 //! [`ContextVar`]: a variable whose value depends on the current context (S2, S5).
 
-use std::any::Any;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::current;
 use crate::error::ContextError;
 use crate::id;
-use crate::map::Value;
+use crate::map::{Value, downcast};
 use crate::token::Token;
 
 /// A variable whose value is looked up in the current [`Context`](crate::Context).
@@ -191,19 +189,28 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
             return Err(ContextError::WrongVar);
         }
         let (context, old) = token.into_parts();
-        // The replaced value is returned and dropped after the thread-local
-        // borrow ends: its destructor may use context variables itself.
-        let replaced = current::with_mut(|current| {
+        // The replaced value is dropped after the thread-local borrow ends:
+        // its destructor may use context variables itself. (An out-parameter
+        // rather than the closure's result: a value returned through the
+        // thread-local's closure is copied whole after being stored in
+        // halves, which stalls store forwarding.)
+        let mut replaced = None;
+        let reset = current::with_mut(|current| {
             if current.id() != context {
-                return Err(ContextError::WrongContext);
+                return false;
             }
             let mut map = current.map_mut();
-            Ok(match old {
+            replaced = match old {
                 Some(value) => map.insert(key, self.name, value),
                 None => map.remove(key),
-            })
-        })?;
-        drop(replaced);
+            };
+            true
+        });
+        if !reset {
+            return Err(ContextError::WrongContext);
+        }
+        // `replaced` is dropped here, in place (moving it out to drop it
+        // would copy it whole, and stall as above).
         Ok(())
     }
 
@@ -247,24 +254,3 @@ impl<T: Send + Sync + 'static> fmt::Debug for ContextVar<T> {
             .finish_non_exhaustive()
     }
 }
-
-/// Reinterprets a bound value as the `T` it was created from.
-///
-/// # Safety
-///
-/// `value` must have been created from a `T`. Every value in a context map is
-/// stored under the key of the `ContextVar<T>` that bound it, keys are never
-/// reused, and only `ContextVar<T>` itself inserts under its key: reading a
-/// value through that same key therefore always reads a `T`.
-#[inline(always)]
-pub(crate) unsafe fn downcast<T: Any>(value: &Value) -> &T {
-    let any: &(dyn Any + Send + Sync) = &**value;
-    debug_assert!(any.is::<T>(), "context value of the wrong type");
-    // SAFETY: the caller guarantees that the pointee is a `T`; dropping the
-    // vtable half of the fat pointer leaves a valid pointer to it.
-    unsafe { &*(any as *const (dyn Any + Send + Sync) as *const T) }
-}
-
-/// A zero-sized marker so that `Token<T>` is `Send + Sync` for every `T` the
-/// variable accepts, whatever `T`'s auto traits.
-pub(crate) type TypeMarker<T> = PhantomData<fn() -> T>;

@@ -448,3 +448,41 @@ fn a_thread_local_destructor_may_read_context_vars() {
     let seen = rx.recv().expect("the destructor ran");
     assert!(matches!(seen, Some(5) | None), "{seen:?}");
 }
+
+// Handles are recycled through a per-thread free list (`handle.rs`).
+
+#[test]
+fn recycled_handles_start_fresh() {
+    // Fill the pool, then reuse every slot: each reused context must
+    // hold only its own bindings, and not be entered.
+    let many: Vec<Context> = (0..64).map(|_| Context::new()).collect();
+    for (i, ctx) in many.iter().enumerate() {
+        ctx.run(|| {
+            let _ = A.set(i as i32);
+        });
+    }
+    drop(many);
+    for _ in 0..64 {
+        let ctx = copy_context();
+        assert!(!ctx.is_entered());
+        assert_eq!(ctx.get(&A), None);
+        ctx.run(|| assert_eq!(A.get(), None));
+    }
+}
+
+#[test]
+fn the_last_clone_frees_on_another_thread() {
+    let ctx = Context::new();
+    ctx.run(|| {
+        let _ = A.set(7);
+    });
+    let clones: Vec<Context> = (0..8).map(|_| ctx.clone()).collect();
+    drop(ctx);
+    let handles: Vec<_> = clones
+        .into_iter()
+        .map(|c| std::thread::spawn(move || c.get(&A)))
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Some(7));
+    }
+}
