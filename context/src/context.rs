@@ -161,7 +161,7 @@ impl Context {
     /// handle and race for the context), and leaving one release store.
     /// Where one party provably owns a context, entering costs plain loads
     /// and stores instead: a [`ContextCell`] (a task's own context), and an
-    /// [`Attached`] future that holds the only handle to its context.
+    /// [`Attached`](crate::Attached) future that holds the only handle to its context.
     ///
     /// # Panics
     ///
