@@ -82,7 +82,7 @@ impl Handle {
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
-            .field("workers", &self.shared.remotes.len())
+            .field("workers", &self.shared.workers())
             .finish()
     }
 }

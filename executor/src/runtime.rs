@@ -258,7 +258,7 @@ impl Drop for Runtime {
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
-            .field("workers", &self.handle.shared.remotes.len())
+            .field("workers", &self.handle.shared.workers())
             .finish_non_exhaustive()
     }
 }

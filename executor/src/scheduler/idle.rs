@@ -6,7 +6,7 @@ use crate::sync::{AtomicUsize, Mutex, Ordering};
 const SEARCH_MASK: usize = 0xFFFF;
 const UNPARK_ONE: usize = 1 << 16;
 
-pub(crate) struct Idle {
+pub(super) struct Idle {
     /// Low 16 bits: searching workers; above: unparked workers.
     state: AtomicUsize,
     num_workers: usize,
@@ -29,7 +29,7 @@ fn unparked(state: usize) -> usize {
 }
 
 impl Idle {
-    pub(crate) fn new(num_workers: usize) -> Idle {
+    pub(super) fn new(num_workers: usize) -> Idle {
         assert!(num_workers < SEARCH_MASK, "baton: too many workers");
         Idle {
             state: AtomicUsize::new(num_workers * UNPARK_ONE),
@@ -47,7 +47,7 @@ impl Idle {
     /// busy, parking workers watch rather than sleep for good, so this is
     /// one load of a counter that stays zero.
     #[inline]
-    pub(crate) fn lifo_needs_watcher(&self) -> bool {
+    pub(super) fn lifo_needs_watcher(&self) -> bool {
         self.indefinite.load(Ordering::SeqCst) > 0
             && self.watching.load(Ordering::SeqCst) == 0
             && searching(self.state.load(Ordering::SeqCst)) == 0
@@ -55,29 +55,29 @@ impl Idle {
 
     /// A parking worker is about to sleep without a deadline (it then looks
     /// at the slots and the other workers once more).
-    pub(crate) fn begin_indefinite(&self) {
+    pub(super) fn begin_indefinite(&self) {
         self.indefinite.fetch_add(1, Ordering::SeqCst);
     }
 
     /// It woke up, or decided to watch after all.
-    pub(crate) fn end_indefinite(&self) {
+    pub(super) fn end_indefinite(&self) {
         let prev = self.indefinite.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(prev > 0);
     }
 
     /// Whether any other worker is unparked (called by a parking worker,
     /// after its own decrement).
-    pub(crate) fn others_unparked(&self) -> bool {
+    pub(super) fn others_unparked(&self) -> bool {
         unparked(self.state.load(Ordering::SeqCst)) > 0
     }
 
     /// A worker about to park will wake by a deadline to watch LIFO slots.
-    pub(crate) fn start_watching(&self) {
+    pub(super) fn start_watching(&self) {
         self.watching.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The watching worker woke up.
-    pub(crate) fn stop_watching(&self) {
+    pub(super) fn stop_watching(&self) {
         let prev = self.watching.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(prev > 0);
     }
@@ -94,7 +94,7 @@ impl Idle {
     /// missed wake-up costs parallelism, never liveness (the pusher is awake
     /// and will run the task itself).
     #[inline]
-    pub(crate) fn may_need_wake(&self) -> bool {
+    pub(super) fn may_need_wake(&self) -> bool {
         let state = self.state.load(Ordering::Relaxed);
         searching(state) == 0 && unparked(state) < self.num_workers
     }
@@ -102,7 +102,7 @@ impl Idle {
     /// After new work was pushed: the index of a parked worker to unpark (it
     /// is counted as unparked and searching from now on), if one should be.
     #[inline]
-    pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+    pub(super) fn worker_to_notify(&self) -> Option<usize> {
         if !self.should_wake() {
             return None;
         }
@@ -117,7 +117,7 @@ impl Idle {
 
     /// A worker found nothing and may look into the other workers' queues.
     /// At most half of the workers search at a time.
-    pub(crate) fn transition_worker_to_searching(&self) -> bool {
+    pub(super) fn transition_worker_to_searching(&self) -> bool {
         let state = self.state.load(Ordering::SeqCst);
         if 2 * searching(state) >= self.num_workers.max(2) {
             return false;
@@ -128,14 +128,14 @@ impl Idle {
 
     /// A searching worker found a task. True if it was the last searcher
     /// (it must then wake another worker, as there may be more work).
-    pub(crate) fn transition_worker_from_searching(&self) -> bool {
+    pub(super) fn transition_worker_from_searching(&self) -> bool {
         let prev = self.state.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(searching(prev) > 0);
         searching(prev) == 1
     }
 
     /// The worker is about to park. Returns whether it was the last searcher.
-    pub(crate) fn transition_worker_to_parked(&self, index: usize, is_searching: bool) -> bool {
+    pub(super) fn transition_worker_to_parked(&self, index: usize, is_searching: bool) -> bool {
         let mut sleepers = self.sleepers.lock();
         let dec = UNPARK_ONE + usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, Ordering::SeqCst);
@@ -146,7 +146,7 @@ impl Idle {
     /// The worker woke up. If it is still listed as parked (a timeout, a
     /// spurious wake-up, or shutdown), it unlists itself and returns false;
     /// otherwise a notifier unlisted it and counted it as searching: true.
-    pub(crate) fn transition_worker_from_parked(&self, index: usize) -> bool {
+    pub(super) fn transition_worker_from_parked(&self, index: usize) -> bool {
         let mut sleepers = self.sleepers.lock();
         match sleepers.iter().position(|&i| i == index) {
             Some(pos) => {

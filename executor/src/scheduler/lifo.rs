@@ -15,7 +15,7 @@
 //! `README.md`, "The LIFO slot and stranded tasks").
 //!
 //! The slot is an atomic pointer holding one task reference (the queue
-//! reference, `Notified`). The owner puts with a store (a swap when it
+//! reference, `Notified`, stored as its [`RawTask`]'s address). The owner puts with a store (a swap when it
 //! displaces an occupant) and takes with a swap; a rescuer
 //! takes with a compare-and-swap against the occupant it saw, so exactly one
 //! of them gets any given occupant. A rescuer never dereferences what it
@@ -27,13 +27,25 @@
 use std::ptr::{self, NonNull};
 
 use crate::sync::{AtomicPtr, Ordering};
-use crate::task::Notified;
-use crate::task::raw::Header;
+use crate::task::{Notified, RawTask};
 
-pub(crate) struct LifoSlot(AtomicPtr<Header>);
+/// A worker's LIFO slot: empty, or one `Notified` (see the module docs).
+pub(super) struct LifoSlot(AtomicPtr<()>);
+
+/// The `Notified` whose reference the slot held at `ptr`.
+///
+/// # Safety
+/// `ptr` is a non-null value of the slot that the caller took out of it (so
+/// the reference it stands for is now the caller's).
+unsafe fn notified(ptr: *mut ()) -> Option<Notified> {
+    // SAFETY: a non-null occupant is the address of a task (from
+    // `RawTask::as_ptr`) whose reference the caller took over.
+    NonNull::new(ptr).map(|ptr| unsafe { Notified::from_raw(RawTask::from_ptr(ptr)) })
+}
 
 impl LifoSlot {
-    pub(crate) fn new() -> LifoSlot {
+    /// An empty slot.
+    pub(super) fn new() -> LifoSlot {
         LifoSlot(AtomicPtr::new(ptr::null_mut()))
     }
 
@@ -44,51 +56,51 @@ impl LifoSlot {
     /// `README.md` orders it against a parking worker's look at the slot
     /// (and it releases the task's data to a rescuer).
     #[inline]
-    pub(crate) fn put(&self, task: Notified) -> Option<Notified> {
+    pub(super) fn put(&self, task: Notified) -> Option<Notified> {
         let task = task.into_raw().as_ptr();
         if self.0.load(Ordering::Relaxed).is_null() {
             self.0.store(task, Ordering::SeqCst);
             return None;
         }
         let prev = self.0.swap(task, Ordering::SeqCst);
-        // SAFETY: a non-null occupant is a task reference the slot owned,
-        // now handed to the caller.
-        NonNull::new(prev).map(|prev| unsafe { Notified::from_raw(prev) })
+        // SAFETY: the swap took the occupant, and its reference, out.
+        unsafe { notified(prev) }
     }
 
     /// The owner takes the occupant, unless a rescuer took it first (so this
     /// is a swap: a rescuer may be taking it at the same moment). An empty
     /// slot costs one load.
     #[inline]
-    pub(crate) fn take(&self) -> Option<Notified> {
+    pub(super) fn take(&self) -> Option<Notified> {
         if self.0.load(Ordering::Relaxed).is_null() {
             return None;
         }
         let taken = self.0.swap(ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: as in `put`.
-        NonNull::new(taken).map(|taken| unsafe { Notified::from_raw(taken) })
+        unsafe { notified(taken) }
     }
 
-    /// The current occupant's address, for comparison only (see the module
-    /// docs).
+    /// The current occupant, for comparison only (see the module docs): the
+    /// caller owns no reference and must not use it as a task.
     #[inline]
-    pub(crate) fn peek(&self) -> Option<NonNull<Header>> {
-        NonNull::new(self.0.load(Ordering::SeqCst))
+    pub(super) fn peek(&self) -> Option<RawTask> {
+        // SAFETY: a non-null occupant came from `RawTask::as_ptr`.
+        NonNull::new(self.0.load(Ordering::SeqCst)).map(|ptr| unsafe { RawTask::from_ptr(ptr) })
     }
 
     /// A rescuer takes the occupant if it is still `seen`.
-    pub(crate) fn rescue(&self, seen: NonNull<Header>) -> Option<Notified> {
-        self.0
+    pub(super) fn rescue(&self, seen: RawTask) -> Option<Notified> {
+        let taken = self
+            .0
             .compare_exchange(
                 seen.as_ptr(),
                 ptr::null_mut(),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             )
-            .ok()
-            // SAFETY: the exchange moved the slot's reference (to `seen`) to
-            // us.
-            .map(|_| unsafe { Notified::from_raw(seen) })
+            .ok()?;
+        // SAFETY: the exchange moved the slot's reference (to `seen`) to us.
+        unsafe { notified(taken) }
     }
 }
 

@@ -1,65 +1,72 @@
 //! The multi-threaded work-stealing scheduler; the protocol is in
 //! `README.md` next to this file.
+//!
+//! Files, bottom up: `queue.rs`, `idle.rs` and `lifo.rs` are
+//! leaves; this file holds [`Shared`], the state of one runtime, and what
+//! needs no knowledge of the calling thread; `worker.rs` is the run loop
+//! and the thread's current worker; `schedule.rs` decides where a task
+//! goes (the [`Schedule`](crate::task::Schedule) implementation, and
+//! spawn). The task core (`task/`) knows none of these.
 
-pub(crate) mod idle;
-pub(crate) mod lifo;
-pub(crate) mod owned;
-pub(crate) mod queue;
+mod idle;
+mod lifo;
+mod queue;
+mod schedule;
 pub(crate) mod worker;
 
-use std::future::Future;
-use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use crate::current;
 use crate::metrics::Metrics;
 use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, Parker, fence};
-use crate::task::raw::{Header, TaskContext};
-use crate::task::{Cell, JoinHandle, Notified};
+use crate::task::{Notified, OwnedTasks};
 use crate::time::Driver;
 use idle::Idle;
 use lifo::LifoSlot;
-use owned::OwnedTasks;
 use queue::{Injector, Local, Stealer};
 
 /// Counters written by one worker only.
 #[derive(Default)]
-pub(crate) struct WorkerStats {
-    pub(crate) polls: AtomicU64,
-    pub(crate) steals: AtomicU64,
-    pub(crate) migrations: AtomicU64,
-    pub(crate) spawned: AtomicU64,
-    pub(crate) completed: AtomicU64,
-    pub(crate) parks: AtomicU64,
+struct WorkerStats {
+    polls: AtomicU64,
+    steals: AtomicU64,
+    migrations: AtomicU64,
+    spawned: AtomicU64,
+    completed: AtomicU64,
+    parks: AtomicU64,
 }
 
 /// What other threads see of a worker.
-pub(crate) struct Remote {
-    pub(crate) stealer: Stealer<Notified>,
+struct Remote {
+    stealer: Stealer<Notified>,
     /// The worker's LIFO slot (`lifo.rs`): its owner's, but rescued by other
     /// workers if the owner is stuck in a poll. On a cache line of its own:
     /// its owner writes it on nearly every wake, while other workers read
     /// the fields around it to steal and to unpark.
-    pub(crate) lifo: CachePadded<LifoSlot>,
-    pub(crate) parker: Parker,
-    pub(crate) stats: CachePadded<WorkerStats>,
+    lifo: CachePadded<LifoSlot>,
+    parker: Parker,
+    stats: CachePadded<WorkerStats>,
 }
 
-/// The state shared by a runtime's workers, handles and tasks.
+/// The state shared by a runtime's workers, handles and tasks; the tasks'
+/// [`Schedule`](crate::task::Schedule) implementation (`schedule.rs`).
+///
+/// Its fields are private to `scheduler/`; the rest of the crate spawns,
+/// reads metrics, reaches the timer and shuts down through the methods.
 pub(crate) struct Shared {
-    pub(crate) injector: Injector<Notified>,
-    pub(crate) remotes: Box<[Remote]>,
+    injector: Injector<Notified>,
+    remotes: Box<[Remote]>,
     /// Each worker's own queue while no thread runs that worker.
-    pub(crate) locals: Box<[Mutex<Option<Local<Notified>>>]>,
-    pub(crate) idle: Idle,
-    pub(crate) owned: OwnedTasks,
+    locals: Box<[Mutex<Option<Local<Notified>>>]>,
+    idle: Idle,
+    /// Every live task (`task/list.rs`), for shutdown.
+    owned: OwnedTasks,
     /// Tasks whose shared context was entered elsewhere when they were due.
-    pub(crate) deferred: Mutex<Vec<Notified>>,
-    pub(crate) has_deferred: AtomicBool,
-    pub(crate) timer: Driver,
+    deferred: Mutex<Vec<Notified>>,
+    has_deferred: AtomicBool,
+    timer: Driver,
     shutdown: AtomicBool,
     /// Set once the workers are gone: the injector accepts nothing more.
     closed: AtomicBool,
@@ -68,6 +75,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state of a runtime of `workers` workers (not started here).
     pub(crate) fn new(workers: usize, timer_thread_name: String) -> Arc<Shared> {
         let locals: Vec<Local<Notified>> = (0..workers).map(|_| Local::new()).collect();
         let remotes = locals
@@ -96,58 +104,22 @@ impl Shared {
     }
 
     #[inline]
-    pub(crate) fn is_shutdown(&self) -> bool {
+    fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// Spawns `future` to run in `context`.
-    pub(crate) fn spawn<F, C>(self: &Arc<Self>, future: F, context: C) -> JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-        C: TaskContext,
-    {
-        let ptr = Cell::allocate(future, context, self.clone());
-        // SAFETY: a new task has three references: the handle's, the owned
-        // list's and the Notified's.
-        let (handle, task) = unsafe { (JoinHandle::from_raw(ptr), Notified::from_raw(ptr)) };
-        if !self.owned.insert(ptr) {
-            // The runtime is shut down: cancel the task right away.
-            drop(task);
-            // SAFETY: the list's reference is ours, as the insert failed.
-            unsafe { (ptr.as_ref().vtable.shutdown)(ptr, None) };
-            return handle;
-        }
-        current::with_worker(|worker| match worker {
-            Some(worker) if ptr::eq(&*worker.shared, &**self) => worker.spawn_local(task),
-            _ => {
-                self.remote_spawned.fetch_add(1, Ordering::Relaxed);
-                self.schedule_remote(task);
-            }
-        });
-        handle
+    /// Number of workers.
+    pub(crate) fn workers(&self) -> usize {
+        self.remotes.len()
     }
 
-    /// A task was woken.
-    #[inline]
-    pub(crate) fn schedule(&self, task: Notified) {
-        self.schedule_inner(task, false)
+    /// The runtime's timers.
+    pub(crate) fn timer(&self) -> &Driver {
+        &self.timer
     }
 
-    /// A task woke itself during its poll: back of the queue.
-    #[inline]
-    pub(crate) fn yield_task(&self, task: Notified) {
-        self.schedule_inner(task, true)
-    }
-
-    #[inline]
-    fn schedule_inner(&self, task: Notified, is_yield: bool) {
-        current::with_worker(|worker| match worker {
-            Some(worker) if ptr::eq(&*worker.shared, self) => worker.schedule_local(task, is_yield),
-            _ => self.schedule_remote(task),
-        })
-    }
-
+    /// Pushes `task` to the global queue and wakes a parked worker if
+    /// needed; drops it if the runtime is shut down.
     fn schedule_remote(&self, task: Notified) {
         if self.closed.load(Ordering::Acquire) {
             return drop(task);
@@ -163,8 +135,9 @@ impl Shared {
         }
     }
 
-    /// The task's shared context is entered elsewhere: retry later.
-    pub(crate) fn defer(&self, task: Notified) {
+    /// Parks `task`, whose shared context is entered elsewhere, on the
+    /// deferred list; a worker retries it later (`Worker::retry_deferred`).
+    fn push_deferred(&self, task: Notified) {
         let mut deferred = self.deferred.lock();
         deferred.push(task);
         self.has_deferred.store(true, Ordering::Relaxed);
@@ -174,27 +147,10 @@ impl Shared {
         }
     }
 
-    /// A task is about to publish COMPLETE (counted first, so that anyone
-    /// who saw a task finish also sees it counted).
-    pub(crate) fn count_completed(&self) {
-        current::with_worker(|worker| match worker {
-            Some(worker) if ptr::eq(&*worker.shared, self) => worker.count_completed(),
-            _ => {
-                self.remote_completed.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
-
-    /// A task completed: unlink it from the owned list. True if this call
-    /// unlinked it (the list's reference is then the caller's to drop).
-    pub(crate) fn release(&self, task: NonNull<Header>) -> bool {
-        self.owned.remove(task)
-    }
-
     /// Wakes a parked worker if work was just pushed and nobody is
     /// searching (see `README.md`).
     #[inline]
-    pub(crate) fn notify_parked(&self) {
+    fn notify_parked(&self) {
         fence(Ordering::SeqCst);
         if let Some(index) = self.idle.worker_to_notify() {
             self.remotes[index].parker.unpark();
@@ -205,7 +161,7 @@ impl Shared {
     /// the fence when a relaxed read says nobody needs waking (see
     /// `Idle::may_need_wake`).
     #[inline]
-    pub(crate) fn notify_parked_local(&self) {
+    fn notify_parked_local(&self) {
         if self.idle.may_need_wake() {
             self.notify_parked();
         }
@@ -215,14 +171,14 @@ impl Shared {
     /// parked worker if one sleeps without a deadline while nobody watches
     /// or searches (see `README.md`, "The LIFO slot and stranded tasks").
     #[inline]
-    pub(crate) fn notify_for_lifo(&self) {
+    fn notify_for_lifo(&self) {
         if self.idle.lifo_needs_watcher() {
             self.notify_parked();
         }
     }
 
     /// Whether any queue holds a task (step 2 of parking).
-    pub(crate) fn has_work(&self) -> bool {
+    fn has_work(&self) -> bool {
         !self.injector.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 
@@ -254,13 +210,10 @@ impl Shared {
         for remote in self.remotes.iter() {
             drop(remote.lifo.take());
         }
-        self.owned.close();
-        while let Some(task) = self.owned.pop() {
-            // SAFETY: `pop` handed us the list's reference.
-            unsafe { (task.as_ref().vtable.shutdown)(task, deadline) };
-        }
+        self.owned.close_and_shutdown_all(deadline);
     }
 
+    /// A snapshot of the counters.
     pub(crate) fn metrics(&self) -> Metrics {
         let mut m = Metrics {
             workers: self.remotes.len(),

@@ -14,25 +14,25 @@ mod imp {
     use crossbeam_deque::Steal;
 
     /// A worker's own queue (only its worker pushes and pops).
-    pub(crate) struct Local<T>(crossbeam_deque::Worker<T>);
+    pub(in crate::scheduler) struct Local<T>(crossbeam_deque::Worker<T>);
     /// The other workers' handle on a `Local`.
-    pub(crate) struct Stealer<T>(crossbeam_deque::Stealer<T>);
+    pub(in crate::scheduler) struct Stealer<T>(crossbeam_deque::Stealer<T>);
     /// The global queue, for tasks scheduled from outside the workers.
-    pub(crate) struct Injector<T>(crossbeam_deque::Injector<T>);
+    pub(in crate::scheduler) struct Injector<T>(crossbeam_deque::Injector<T>);
 
     impl<T> Local<T> {
-        pub(crate) fn new() -> Self {
+        pub(in crate::scheduler) fn new() -> Self {
             Local(crossbeam_deque::Worker::new_fifo())
         }
-        pub(crate) fn stealer(&self) -> Stealer<T> {
+        pub(in crate::scheduler) fn stealer(&self) -> Stealer<T> {
             Stealer(self.0.stealer())
         }
         #[inline]
-        pub(crate) fn push(&self, value: T) {
+        pub(in crate::scheduler) fn push(&self, value: T) {
             self.0.push(value)
         }
         #[inline]
-        pub(crate) fn pop(&self) -> Option<T> {
+        pub(in crate::scheduler) fn pop(&self) -> Option<T> {
             self.0.pop()
         }
     }
@@ -49,34 +49,34 @@ mod imp {
 
     impl<T> Stealer<T> {
         /// Moves about half of the victim's tasks into `dest` and returns one.
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
+        pub(in crate::scheduler) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
             resolve(|| self.0.steal_batch_and_pop(&dest.0))
         }
-        pub(crate) fn is_empty(&self) -> bool {
+        pub(in crate::scheduler) fn is_empty(&self) -> bool {
             self.0.is_empty()
         }
     }
 
     impl<T> Injector<T> {
-        pub(crate) fn new() -> Self {
+        pub(in crate::scheduler) fn new() -> Self {
             Injector(crossbeam_deque::Injector::new())
         }
         #[inline]
-        pub(crate) fn push(&self, value: T) {
+        pub(in crate::scheduler) fn push(&self, value: T) {
             self.0.push(value)
         }
-        pub(crate) fn pop(&self) -> Option<T> {
+        pub(in crate::scheduler) fn pop(&self) -> Option<T> {
             resolve(|| self.0.steal())
         }
         /// Moves a batch into `dest` and returns one.
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
+        pub(in crate::scheduler) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
             resolve(|| self.0.steal_batch_and_pop(&dest.0))
         }
         /// Moves a batch into `dest`; false if there was nothing.
-        pub(crate) fn steal_batch(&self, dest: &Local<T>) -> bool {
+        pub(in crate::scheduler) fn steal_batch(&self, dest: &Local<T>) -> bool {
             resolve(|| self.0.steal_batch(&dest.0)).is_some()
         }
-        pub(crate) fn is_empty(&self) -> bool {
+        pub(in crate::scheduler) fn is_empty(&self) -> bool {
             self.0.is_empty()
         }
     }
@@ -89,9 +89,9 @@ mod imp {
 
     use crate::sync::Mutex;
 
-    pub(crate) struct Local<T>(Arc<Mutex<VecDeque<T>>>);
-    pub(crate) struct Stealer<T>(Arc<Mutex<VecDeque<T>>>);
-    pub(crate) struct Injector<T>(Mutex<VecDeque<T>>);
+    pub(in crate::scheduler) struct Local<T>(Arc<Mutex<VecDeque<T>>>);
+    pub(in crate::scheduler) struct Stealer<T>(Arc<Mutex<VecDeque<T>>>);
+    pub(in crate::scheduler) struct Injector<T>(Mutex<VecDeque<T>>);
 
     fn take_half<T>(src: &Mutex<VecDeque<T>>, dest: &Local<T>) -> Option<T> {
         let mut src = src.lock();
@@ -105,43 +105,43 @@ mod imp {
     }
 
     impl<T> Local<T> {
-        pub(crate) fn new() -> Self {
+        pub(in crate::scheduler) fn new() -> Self {
             Local(Arc::new(Mutex::new(VecDeque::new())))
         }
-        pub(crate) fn stealer(&self) -> Stealer<T> {
+        pub(in crate::scheduler) fn stealer(&self) -> Stealer<T> {
             Stealer(self.0.clone())
         }
-        pub(crate) fn push(&self, value: T) {
+        pub(in crate::scheduler) fn push(&self, value: T) {
             self.0.lock().push_back(value)
         }
-        pub(crate) fn pop(&self) -> Option<T> {
+        pub(in crate::scheduler) fn pop(&self) -> Option<T> {
             self.0.lock().pop_front()
         }
     }
 
     impl<T> Stealer<T> {
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
+        pub(in crate::scheduler) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
             take_half(&self.0, dest)
         }
-        pub(crate) fn is_empty(&self) -> bool {
+        pub(in crate::scheduler) fn is_empty(&self) -> bool {
             self.0.lock().is_empty()
         }
     }
 
     impl<T> Injector<T> {
-        pub(crate) fn new() -> Self {
+        pub(in crate::scheduler) fn new() -> Self {
             Injector(Mutex::new(VecDeque::new()))
         }
-        pub(crate) fn push(&self, value: T) {
+        pub(in crate::scheduler) fn push(&self, value: T) {
             self.0.lock().push_back(value)
         }
-        pub(crate) fn pop(&self) -> Option<T> {
+        pub(in crate::scheduler) fn pop(&self) -> Option<T> {
             self.0.lock().pop_front()
         }
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
+        pub(in crate::scheduler) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Option<T> {
             take_half(&self.0, dest)
         }
-        pub(crate) fn steal_batch(&self, dest: &Local<T>) -> bool {
+        pub(in crate::scheduler) fn steal_batch(&self, dest: &Local<T>) -> bool {
             match take_half(&self.0, dest) {
                 Some(first) => {
                     dest.push(first);
@@ -150,10 +150,10 @@ mod imp {
                 None => false,
             }
         }
-        pub(crate) fn is_empty(&self) -> bool {
+        pub(in crate::scheduler) fn is_empty(&self) -> bool {
             self.0.lock().is_empty()
         }
     }
 }
 
-pub(crate) use imp::{Injector, Local, Stealer};
+pub(super) use imp::{Injector, Local, Stealer};

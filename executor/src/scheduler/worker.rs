@@ -1,24 +1,56 @@
 //! A worker: its run loop, stealing, parking, and watching other workers'
 //! LIFO slots for stranded tasks.
 //!
-//! A `Worker` lives on the stack of the thread that runs it; the thread-local
-//! in `current.rs` points to it while the loop runs, so wakes and spawns on
-//! that thread reach its queue without synchronisation.
+//! A `Worker` lives on the stack of the thread that runs it; a thread-local
+//! here points to it while the loop runs ([`with_current`]), so wakes and
+//! spawns on that thread reach its queue without synchronisation.
 
 use std::cell::Cell;
-use std::ptr::NonNull;
+use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::coop;
-use crate::current;
 use crate::scheduler::Shared;
 use crate::scheduler::lifo::LifoSlot;
 use crate::scheduler::queue::Local;
-use crate::sync::{Ordering, fence};
-use crate::task::Notified;
-use crate::task::raw::Header;
-use crate::task::state::{NO_WORKER, worker_id};
+use crate::sync::{Ordering, executor_thread_local, fence};
+use crate::task::{NO_WORKER, Notified, RawTask, worker_id};
+
+executor_thread_local! {
+    static CURRENT: Cell<*const Worker> = Cell::new(ptr::null());
+}
+
+/// Runs `f` with the worker running on this thread, if any.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
+    let worker = CURRENT.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: the pointer is set by `CurrentGuard` for as long as the worker
+    // (on this thread's stack) is borrowed by its run loop.
+    f(unsafe { worker.as_ref() })
+}
+
+/// Marks this thread as running a worker until dropped.
+struct CurrentGuard(());
+
+impl CurrentGuard {
+    fn enter(worker: &Worker) -> CurrentGuard {
+        CURRENT.with(|w| {
+            assert!(
+                w.get().is_null(),
+                "baton: a thread can run only one worker at a time"
+            );
+            w.set(worker);
+        });
+        CurrentGuard(())
+    }
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        let _ = CURRENT.try_with(|w| w.set(ptr::null()));
+    }
+}
 
 /// Every this many ticks the injector is checked first (fairness).
 const GLOBAL_QUEUE_INTERVAL: u32 = 31;
@@ -40,9 +72,10 @@ const DEFER_BACKOFF_MAX: Duration = Duration::from_millis(5);
 const WATCH_MIN: Duration = Duration::from_micros(200);
 const WATCH_MAX: Duration = Duration::from_millis(5);
 
+/// One worker of a runtime, on the stack of the thread that runs it.
 pub(crate) struct Worker {
-    pub(crate) index: usize,
-    pub(crate) shared: Arc<Shared>,
+    index: usize,
+    shared: Arc<Shared>,
     queue: Local<Notified>,
     lifo_streak: Cell<u8>,
     tick: Cell<u32>,
@@ -57,7 +90,7 @@ pub(crate) struct Worker {
 struct SeenOccupant {
     worker: usize,
     /// Compared, never dereferenced (see `lifo.rs`).
-    occupant: NonNull<Header>,
+    occupant: RawTask,
     /// That worker's poll count, read before the slot.
     polls: u64,
 }
@@ -89,7 +122,7 @@ impl Worker {
             defer_backoff: Cell::new(DEFER_BACKOFF_MIN),
             watch_period: Cell::new(WATCH_MIN),
         };
-        let guard = current::enter_worker(&worker);
+        let guard = CurrentGuard::enter(&worker);
         worker.run_loop(mode);
         drop(guard);
         if worker.searching.replace(false) && shared.idle.transition_worker_from_searching() {
@@ -363,9 +396,15 @@ impl Worker {
         (occupied, watch)
     }
 
+    /// The runtime this worker belongs to.
+    #[inline]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// A wake on this worker's thread.
     #[inline]
-    pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) {
+    pub(super) fn schedule_local(&self, task: Notified, is_yield: bool) {
         if is_yield {
             self.queue.push(task);
         } else {
@@ -383,12 +422,13 @@ impl Worker {
     /// data is in cache — rather than in the queue, from which a worker
     /// woken for it steals it to another core.
     #[inline]
-    pub(crate) fn spawn_local(&self, task: Notified) {
+    pub(super) fn spawn_local(&self, task: Notified) {
         bump(&self.shared.remotes[self.index].stats.spawned);
         self.schedule_local(task, false);
     }
 
-    pub(crate) fn count_completed(&self) {
+    /// A task completed on this worker's thread.
+    pub(super) fn count_completed(&self) {
         bump(&self.shared.remotes[self.index].stats.completed);
     }
 }

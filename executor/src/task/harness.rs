@@ -1,57 +1,100 @@
 //! What happens to a task: poll inside its context, catch panics, complete,
-//! cancel, deliver the output. The generic half of the vtable.
+//! cancel, deliver the output. The generic half of the vtable: every
+//! function here knows the future `F`, the context `C` and the scheduler
+//! `S`, and calls the scheduler's [`Schedule`] methods directly.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::task::{Context as TaskCx, Poll, Waker};
 use std::time::Instant;
 
-use crate::task::JoinError;
-use crate::task::raw::{Cell, Header, Notified, TaskContext};
+use crate::task::cell::{Cell, TaskContext};
+use crate::task::join::JoinError;
+use crate::task::raw::{Header, RawTask, Vtable};
+use crate::task::schedule::{Notified, Schedule, Task};
 use crate::task::state::{Snapshot, ToIdle, ToRunning};
 use crate::task::waker::waker_ref;
 
-struct Harness<F: Future, C> {
-    cell: NonNull<Cell<F, C>>,
-}
-
-impl<F, C> Harness<F, C>
+/// Allocates a task of scheduler `scheduler`, with three references (see
+/// `State::new`) for the caller to hand out: the `JoinHandle`'s, the owned
+/// list's and the first `Notified`'s.
+pub(super) fn allocate<F, C, S>(future: F, context: C, scheduler: Arc<S>) -> RawTask
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
+    S: Schedule,
+{
+    Cell::allocate(future, context, scheduler, vtable::<F, C, S>())
+}
+
+fn vtable<F, C, S>() -> &'static Vtable
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    C: TaskContext,
+    S: Schedule,
+{
+    &Vtable {
+        poll: poll::<F, C, S>,
+        schedule: schedule::<S>,
+        dealloc: dealloc::<F, C, S>,
+        try_read_output: try_read_output::<F, C, S>,
+        drop_join_handle: drop_join_handle::<F, C, S>,
+        shutdown: shutdown::<F, C, S>,
+    }
+}
+
+struct Harness<F: Future, C, S> {
+    cell: NonNull<Cell<F, C, S>>,
+}
+
+impl<F, C, S> Harness<F, C, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    C: TaskContext,
+    S: Schedule,
 {
     /// # Safety
-    /// `ptr` points to a live `Cell<F, C>`.
-    unsafe fn from_raw(ptr: NonNull<Header>) -> Self {
-        Harness { cell: ptr.cast() }
+    /// `task` is a live `Cell<F, C, S>`.
+    unsafe fn from_raw(task: RawTask) -> Self {
+        Harness {
+            cell: task.header_ptr().cast(),
+        }
     }
 
-    fn ptr(&self) -> NonNull<Header> {
-        self.cell.cast()
+    fn raw(&self) -> RawTask {
+        RawTask::from_header(self.cell.cast())
     }
 
-    fn cell(&self) -> &Cell<F, C> {
+    fn cell(&self) -> &Cell<F, C, S> {
         // SAFETY: every caller holds a reference (or RUNNING, which implies
         // one), so the allocation is alive.
         unsafe { self.cell.as_ref() }
     }
 
     fn header(&self) -> &Header {
-        &self.cell().header
+        self.cell().header()
+    }
+
+    fn scheduler(&self) -> &S {
+        self.cell().head().scheduler()
     }
 
     /// Runs a `Notified` (its reference is ours) on worker `worker`;
     /// returns the task's last worker before.
     fn poll(self, worker: u16) -> u16 {
-        let (action, last_worker) = self.header().state.transition_to_running(worker);
+        let (action, last_worker) = self.header().state().transition_to_running(worker);
         match action {
             ToRunning::Success => self.poll_inner(),
             ToRunning::Cancelled => self.cancel(),
             ToRunning::Failed => {}
             // SAFETY: the last reference is gone.
-            ToRunning::Dealloc => unsafe { dealloc::<F, C>(self.ptr()) },
+            ToRunning::Dealloc => unsafe { dealloc::<F, C, S>(self.raw()) },
         }
         last_worker
     }
@@ -59,11 +102,12 @@ where
     /// We hold RUNNING (and the reference the Notified had).
     fn poll_inner(self) {
         let cell = self.cell();
-        let ptr = self.ptr();
-        let entered = cell.context.try_run(|| {
+        let raw = self.raw();
+        let entered = cell.context().try_run(|| {
             // SAFETY: RUNNING keeps the task alive; this waker is not
-            // dropped (it borrows our reference).
-            let waker = unsafe { waker_ref(ptr) };
+            // dropped (it borrows our reference); the task's scheduler type
+            // is `S`.
+            let waker = unsafe { waker_ref::<S>(raw) };
             let mut cx = TaskCx::from_waker(&waker);
             // SAFETY: we hold RUNNING and the future is live: it is dropped
             // only on the way to `complete`.
@@ -93,14 +137,14 @@ where
             // the scheduler's deferred list and try again later.
             Err(_) => self.defer(),
             Ok(Some(output)) => self.complete(output),
-            Ok(None) => match self.header().state.transition_to_idle() {
+            Ok(None) => match self.header().state().transition_to_idle() {
                 ToIdle::Ok => {}
                 // SAFETY: the last reference is gone.
-                ToIdle::OkDealloc => unsafe { dealloc::<F, C>(ptr) },
+                ToIdle::OkDealloc => unsafe { dealloc::<F, C, S>(raw) },
                 ToIdle::OkNotified => {
                     // SAFETY: our reference becomes the Notified's.
-                    let task = unsafe { Notified::from_raw(ptr) };
-                    self.header().scheduler.yield_task(task);
+                    let task = unsafe { Notified::from_raw(raw) };
+                    self.scheduler().yield_now(task);
                 }
                 ToIdle::Cancelled => self.cancel(),
             },
@@ -108,10 +152,10 @@ where
     }
 
     fn defer(self) {
-        self.header().state.transition_running_to_notified();
+        self.header().state().transition_running_to_notified();
         // SAFETY: our reference becomes the Notified's.
-        let task = unsafe { Notified::from_raw(self.ptr()) };
-        self.header().scheduler.defer(task);
+        let task = unsafe { Notified::from_raw(self.raw()) };
+        self.scheduler().defer(task);
     }
 
     /// We hold RUNNING (and a reference); the task was aborted or shut down.
@@ -120,7 +164,7 @@ where
         // SAFETY: we hold RUNNING and the task is not COMPLETE, so the
         // future is live (it is dropped only on the way to `complete`); if
         // the context is busy the closure does not run.
-        match cell.context.try_run(|| unsafe { drop_future(cell) }) {
+        match cell.context().try_run(|| unsafe { drop_future(cell) }) {
             Err(_) => self.defer(),
             Ok(Ok(())) => self.complete(Err(JoinError::cancelled())),
             Ok(Err(panic)) => self.complete(Err(JoinError::panic(panic))),
@@ -138,8 +182,8 @@ where
         // SAFETY: we hold RUNNING, the task is not COMPLETE and the future
         // was dropped: the stage is ours and its slot is empty.
         unsafe { cell.store_output(output) };
-        header.scheduler.count_completed();
-        let snapshot = header.state.transition_to_complete();
+        self.scheduler().count_completed();
+        let snapshot = header.state().transition_to_complete();
         if !snapshot.is_join_interested() {
             // Nobody will read the output: it is ours to drop.
             // SAFETY: without JOIN_INTEREST nobody else touches the stage,
@@ -148,7 +192,7 @@ where
         } else if snapshot.is_join_waker_set() {
             // SAFETY: JOIN_WAKER and COMPLETE: we may read the waker.
             unsafe { header.wake_join() };
-            let snapshot = header.state.unset_waker_after_complete();
+            let snapshot = header.state().unset_waker_after_complete();
             if !snapshot.is_join_interested() {
                 // The handle went away while we were waking it.
                 // SAFETY: JOIN_WAKER unset after COMPLETE without interest:
@@ -156,11 +200,21 @@ where
                 unsafe { header.set_join_waker(None) };
             }
         }
-        let removed = header.scheduler.release(self.ptr());
-        let count = if removed { 2 } else { 1 };
-        if header.state.transition_to_terminal(count) {
+        // SAFETY: a view of the task that owns nothing (never dropped).
+        let me = ManuallyDrop::new(unsafe { Task::from_raw(self.raw()) });
+        // The list's reference, if the scheduler removed the task now, is
+        // dropped together with ours, in one atomic operation.
+        let count = match self.scheduler().release(&me) {
+            Some(list_ref) => {
+                debug_assert!(list_ref.raw() == self.raw());
+                let _ = list_ref.into_raw();
+                2
+            }
+            None => 1,
+        };
+        if header.state().transition_to_terminal(count) {
             // SAFETY: the last reference is gone.
-            unsafe { dealloc::<F, C>(self.ptr()) }
+            unsafe { dealloc::<F, C, S>(self.raw()) }
         }
     }
 }
@@ -171,35 +225,48 @@ where
 ///
 /// # Safety
 /// The caller holds RUNNING and the future is live.
-unsafe fn drop_future<F, C>(cell: &Cell<F, C>) -> Result<(), Box<dyn std::any::Any + Send>>
+unsafe fn drop_future<F, C, S>(cell: &Cell<F, C, S>) -> Result<(), Box<dyn std::any::Any + Send>>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
+    S: Schedule,
 {
     // SAFETY: RUNNING and a live future are the caller's contract.
     panic::catch_unwind(AssertUnwindSafe(|| unsafe { cell.drop_future() }))
 }
 
-pub(super) unsafe fn poll<F, C>(ptr: NonNull<Header>, worker: u16) -> u16
+unsafe fn poll<F, C, S>(task: RawTask, worker: u16) -> u16
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
+    S: Schedule,
 {
-    // SAFETY: the vtable belongs to a `Cell<F, C>`.
-    unsafe { Harness::<F, C>::from_raw(ptr) }.poll(worker)
+    // SAFETY: the vtable belongs to a `Cell<F, C, S>`.
+    unsafe { Harness::<F, C, S>::from_raw(task) }.poll(worker)
 }
 
-pub(super) unsafe fn dealloc<F, C>(ptr: NonNull<Header>)
+unsafe fn schedule<S: Schedule>(task: RawTask) {
+    // SAFETY: the caller's reference keeps the task alive; the vtable
+    // belongs to a task of scheduler type `S`.
+    let head = unsafe { crate::task::cell::Head::<S>::of(task) };
+    // SAFETY: the caller's reference, which stands for NOTIFIED, becomes
+    // the Notified's.
+    head.scheduler()
+        .schedule(unsafe { Notified::from_raw(task) });
+}
+
+unsafe fn dealloc<F, C, S>(task: RawTask)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
+    S: Schedule,
 {
     // SAFETY: the reference count is zero; the allocation came from
     // `Cell::allocate`'s `Box`.
-    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, C>>().as_ptr()) };
+    let cell = unsafe { Box::from_raw(task.header_ptr().cast::<Cell<F, C, S>>().as_ptr()) };
     // The stage is a union, which drops nothing: drop its live member here.
     // A COMPLETE task's slot is empty (whoever owned the output took or
     // dropped it before giving up its reference). One that is not COMPLETE
@@ -207,7 +274,7 @@ where
     // running the task (`shutdown_timeout`, or a runtime dropped by its own
     // task), and the runner's reference went with a `Notified` that the
     // closed queues dropped.
-    if !cell.header.state.load().is_complete() {
+    if !cell.header().state().load().is_complete() {
         // SAFETY: the last reference is ours, so nobody holds RUNNING, and
         // the future of a task that is not COMPLETE is live. If its
         // destructor panics, `cell` is still freed while unwinding, without
@@ -217,14 +284,15 @@ where
     drop(cell);
 }
 
-pub(super) unsafe fn try_read_output<F, C>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker)
+unsafe fn try_read_output<F, C, S>(task: RawTask, dst: *mut (), waker: &Waker)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
+    S: Schedule,
 {
     // SAFETY: the JoinHandle's reference keeps the cell alive.
-    let harness = unsafe { Harness::<F, C>::from_raw(ptr) };
+    let harness = unsafe { Harness::<F, C, S>::from_raw(task) };
     if can_read_output(harness.header(), waker) {
         // SAFETY: `dst` is the JoinHandle's `Poll<Result<F::Output, _>>`;
         // we saw COMPLETE with JOIN_INTEREST, so the output is ours, and the
@@ -240,7 +308,7 @@ where
 /// The `JoinHandle` side of the JOIN_WAKER protocol: true if the task is
 /// complete; otherwise `waker` is registered.
 fn can_read_output(header: &Header, waker: &Waker) -> bool {
-    let snapshot = header.state.load();
+    let snapshot = header.state().load();
     debug_assert!(snapshot.is_join_interested());
     if snapshot.is_complete() {
         return true;
@@ -253,7 +321,7 @@ fn can_read_output(header: &Header, waker: &Waker) -> bool {
             return false;
         }
         header
-            .state
+            .state()
             .unset_join_waker()
             .and_then(|snapshot| set_join_waker(header, waker, snapshot))
     };
@@ -275,7 +343,7 @@ fn set_join_waker(
     // SAFETY: JOIN_WAKER is unset and the task is not COMPLETE: the field is
     // the JoinHandle's alone.
     unsafe { header.set_join_waker(Some(waker.clone())) };
-    let res = header.state.set_join_waker();
+    let res = header.state().set_join_waker();
     if res.is_err() {
         // SAFETY: still ours: JOIN_WAKER was not set.
         unsafe { header.set_join_waker(None) };
@@ -283,17 +351,18 @@ fn set_join_waker(
     res
 }
 
-pub(super) unsafe fn drop_join_handle<F, C>(ptr: NonNull<Header>, output_taken: bool)
+unsafe fn drop_join_handle<F, C, S>(task: RawTask, output_taken: bool)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
+    S: Schedule,
 {
     // SAFETY: the JoinHandle's reference keeps the cell alive.
-    let harness = unsafe { Harness::<F, C>::from_raw(ptr) };
+    let harness = unsafe { Harness::<F, C, S>::from_raw(task) };
     let dropped = harness
         .header()
-        .state
+        .state()
         .transition_to_join_handle_dropped(output_taken);
     if dropped.drop_output {
         // SAFETY: COMPLETE with our JOIN_INTEREST, and the handle did not
@@ -305,21 +374,22 @@ where
         unsafe { harness.header().set_join_waker(None) };
     }
     // SAFETY: we give up the JoinHandle's reference.
-    unsafe { crate::task::raw::drop_reference(ptr) }
+    unsafe { task.drop_reference() }
 }
 
-pub(super) unsafe fn shutdown<F, C>(ptr: NonNull<Header>, deadline: Option<Instant>)
+unsafe fn shutdown<F, C, S>(task: RawTask, deadline: Option<Instant>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     C: TaskContext,
+    S: Schedule,
 {
     // SAFETY: the owned list's reference (now ours) keeps the cell alive.
-    let harness = unsafe { Harness::<F, C>::from_raw(ptr) };
-    if !harness.header().state.transition_to_shutdown() {
+    let harness = unsafe { Harness::<F, C, S>::from_raw(task) };
+    if !harness.header().state().transition_to_shutdown() {
         // Running (its poller will see CANCELLED) or complete.
         // SAFETY: we give up the list's reference.
-        unsafe { crate::task::raw::drop_reference(ptr) };
+        unsafe { task.drop_reference() };
         return;
     }
     // We hold RUNNING; the list's reference plays the runner's.
@@ -329,14 +399,14 @@ where
         // We hold RUNNING and the task was idle, so its future is live; it
         // is dropped at most once, as a drop leads straight to `complete`
         // (and a busy context runs no closure).
-        let result = if cell.context.is_current() {
+        let result = if cell.context().is_current() {
             // The shutting-down thread is itself inside the task's shared
             // context: dropping here is dropping inside it.
             // SAFETY: RUNNING and a live future, as above.
             Ok(unsafe { drop_future(cell) })
         } else {
             // SAFETY: RUNNING and a live future, as above.
-            cell.context.try_run(|| unsafe { drop_future(cell) })
+            cell.context().try_run(|| unsafe { drop_future(cell) })
         };
         match result {
             Ok(Ok(())) => return harness.complete(Err(JoinError::cancelled())),
@@ -351,65 +421,5 @@ where
                 backoff = (backoff * 2).min(std::time::Duration::from_millis(1));
             }
         }
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use baton_context::ContextCell;
-
-    use crate::scheduler::Shared;
-    use crate::task::JoinHandle;
-    use crate::task::raw::{Cell, Notified};
-    use crate::task::state::ToRunning;
-
-    struct CountDrops(Arc<AtomicUsize>);
-    impl Drop for CountDrops {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    /// The runtime shut down while a worker was running the task: shutdown
-    /// found it RUNNING (and dropped the owned list's reference), then the
-    /// runner could not enter the task's context to drop the future and its
-    /// re-queued `Notified` was dropped by the closed queues. The last
-    /// reference (the handle's) frees a task that is not COMPLETE: `dealloc`
-    /// must drop the future, once.
-    #[test]
-    fn dealloc_drops_the_future_of_a_task_that_never_completed() {
-        let drops = Arc::new(AtomicUsize::new(0));
-        let guard = CountDrops(drops.clone());
-        let shared = Shared::new(1, "baton-test-timer".into());
-        let ptr = Cell::allocate(
-            async move {
-                let _guard = guard;
-                std::future::pending::<()>().await
-            },
-            ContextCell::new(),
-            shared,
-        );
-        // SAFETY: a new task's three references: the handle's, the owned
-        // list's (used by `shutdown` below) and the Notified's (taken over
-        // by the simulated runner).
-        let handle = unsafe { JoinHandle::<()>::from_raw(ptr) };
-        // SAFETY: the task is alive (we hold references).
-        let header = unsafe { ptr.as_ref() };
-        assert_eq!(header.state.transition_to_running(0).0, ToRunning::Success);
-        // SAFETY: we give shutdown the owned list's reference.
-        unsafe { (header.vtable.shutdown)(ptr, None) };
-        assert!(header.state.load().is_cancelled() && header.state.load().is_running());
-        // The runner gives RUNNING up (context busy) and its Notified is
-        // dropped by the closed queue.
-        header.state.transition_running_to_notified();
-        // SAFETY: the runner's reference becomes the Notified's.
-        drop(unsafe { Notified::from_raw(ptr) });
-        assert_eq!(drops.load(Ordering::SeqCst), 0);
-        assert_eq!(header.state.load().ref_count(), 1);
-        drop(handle);
-        assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }

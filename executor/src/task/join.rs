@@ -5,11 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
 use crate::coop;
-use crate::task::raw::Header;
+use crate::task::raw::RawTask;
 
 /// An owned permission to await a spawned task's output.
 ///
@@ -28,7 +27,7 @@ use crate::task::raw::Header;
 /// assert_eq!(answer, 42);
 /// ```
 pub struct JoinHandle<T> {
-    raw: NonNull<Header>,
+    raw: RawTask,
     /// A poll returned the output: it is out of the task's slot. Only the
     /// handle needs to know, so it is kept here, not in the state word.
     output_taken: bool,
@@ -48,17 +47,12 @@ impl<T> JoinHandle<T> {
     /// # Safety
     /// `raw` is a task whose output is `T`, and the caller gives the handle
     /// its JOIN_INTEREST and one reference.
-    pub(crate) unsafe fn from_raw(raw: NonNull<Header>) -> JoinHandle<T> {
+    pub(super) unsafe fn from_raw(raw: RawTask) -> JoinHandle<T> {
         JoinHandle {
             raw,
             output_taken: false,
             _output: PhantomData,
         }
-    }
-
-    fn header(&self) -> &Header {
-        // SAFETY: the handle's reference keeps the task alive.
-        unsafe { self.raw.as_ref() }
     }
 
     /// Cancels the task. If it is waiting, its future is dropped (inside its
@@ -77,17 +71,18 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn abort(&self) {
-        let header = self.header();
-        if header.state.transition_to_notified_and_cancel() {
-            // SAFETY: a reference was made for the Notified.
-            let task = unsafe { crate::task::raw::Notified::from_raw(self.raw) };
-            header.scheduler.schedule(task);
+        // SAFETY: the handle's reference keeps the task alive.
+        if unsafe { self.raw.state() }.transition_to_notified_and_cancel() {
+            // SAFETY: a reference was made for the Notified, and is handed
+            // over.
+            unsafe { self.raw.schedule() };
         }
     }
 
     /// Whether the task has finished (returned, panicked or been cancelled).
     pub fn is_finished(&self) -> bool {
-        self.header().state.load().is_complete()
+        // SAFETY: the handle's reference keeps the task alive.
+        unsafe { self.raw.state() }.load().is_complete()
     }
 }
 
@@ -101,12 +96,12 @@ impl<T> Future for JoinHandle<T> {
         );
         std::task::ready!(coop::poll_proceed(cx));
         let mut ret: Poll<Result<T, JoinError>> = Poll::Pending;
-        let header = self.header();
         // SAFETY: `ret` has the type the vtable's task writes (the handle was
         // made for this task), we hold JOIN_INTEREST, and the output has not
         // been taken (checked above).
         unsafe {
-            (header.vtable.try_read_output)(self.raw, &mut ret as *mut _ as *mut (), cx.waker())
+            self.raw
+                .try_read_output(&mut ret as *mut _ as *mut (), cx.waker())
         };
         self.output_taken = ret.is_ready();
         ret
@@ -117,7 +112,7 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         // SAFETY: we give up JOIN_INTEREST and our reference, and say
         // truly whether the output is still in the slot.
-        unsafe { (self.header().vtable.drop_join_handle)(self.raw, self.output_taken) }
+        unsafe { self.raw.drop_join_handle(self.output_taken) }
     }
 }
 
@@ -141,13 +136,13 @@ enum Repr {
 }
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
+    pub(super) fn cancelled() -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
         }
     }
 
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    pub(super) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
             repr: Repr::Panic(std::sync::Mutex::new(payload)),
         }

@@ -1,29 +1,67 @@
 //! Tasks: one allocation each, an atomic state word, and the rules for who
-//! may touch what.
+//! may touch what. This module is the task *core*: it knows nothing of the
+//! scheduler that runs its tasks, only the [`Schedule`] trait that a
+//! scheduler implements (`schedule.rs`), as tokio's `runtime/task` does.
+//!
+//! # Files, bottom up
+//!
+//! ```text
+//! state.rs     the state word and its transitions
+//! raw.rs       Header (type-erased, fields private), Vtable, RawTask
+//! schedule.rs  the Schedule trait; Notified and Task, the references a
+//!              scheduler holds
+//! join.rs      JoinHandle, JoinError
+//! cell.rs      the typed allocation: Head<S> (header + scheduler), the
+//!              context, the stage; TaskContext
+//! waker.rs     the waker vtable, one per scheduler type
+//! harness.rs   poll, cancel, complete, shutdown: the vtable's functions
+//! list.rs      OwnedTasks: every live task of a scheduler, for shutdown
+//! ```
+//!
+//! Each file imports only files above it in this list (and `sync`, `coop`,
+//! the context crate); nothing here imports `scheduler/`. The scheduler
+//! sees only what this file re-exports: it spawns through
+//! [`OwnedTasks::bind`], holds [`Notified`] (queues) and [`RawTask`] (the
+//! LIFO slot's atomic), runs a task with [`Notified::run`], and is called
+//! back through its [`Schedule`] implementation.
 //!
 //! # Layout
 //!
-//! A task is one `Box<Cell<F, C>>` (`raw.rs`):
+//! A task is one `Box<Cell<F, C, S>>` (`cell.rs`):
 //!
 //! ```text
-//! Header   state word (flags · refcount · last worker) · vtable ·
-//!          owned-list links · runtime (Arc) · join waker   (56 bytes)
-//! context  ContextCell (spawn: a copy of the spawner's context, inline,
-//!          no allocation) or Context (spawn_with_context: a shared handle)
-//! stage    union { future, output }: no discriminant, the state word says
-//!          which member is live (see "The stage slot" below)
+//! Header     state word (flags · refcount · last worker) · vtable ·
+//!            owned-list links · join waker                  (48 bytes)
+//! scheduler  Arc<S>: where wakers send the task              (8 bytes)
+//! context    ContextCell (spawn: a copy of the spawner's context, inline,
+//!            no allocation) or Context (spawn_with_context: a shared handle)
+//! stage      union { future, output }: no discriminant, the state word says
+//!            which member is live (see "The stage slot" below)
 //! ```
 //!
-//! So a task is the 56-byte header, its context, and the larger of its
-//! future and its `Result<Output, JoinError>`: with a 64-byte future and a
-//! small output, 56 + `size_of::<ContextCell>()` + 64 bytes (a unit test in
-//! `raw.rs` checks this and prints the total; `ContextCell` is two words).
-//! `cargo run --release -p baton-benches --bin task_memory` measures the
-//! resident memory per idle task beside tokio and async-executor.
+//! The header and the scheduler handle form `Head<S>`, the 56 bytes that
+//! do not depend on the future (a waker, which knows only `S`, finds the
+//! scheduler at the same offset in every task). So a task is those 56
+//! bytes, its context, and the larger of its future and its
+//! `Result<Output, JoinError>`: with a 64-byte future and a small output,
+//! 56 + `size_of::<ContextCell>()` + 64 bytes (a unit test in
+//! `tests/mod.rs` checks this and prints the total; `ContextCell` is two
+//! words). `cargo run --release -p baton-benches --bin task_memory`
+//! measures the resident memory per idle task beside tokio and
+//! async-executor.
 //!
-//! Everything else refers to the task through a `NonNull<Header>` that owns
-//! one *reference*: a `Notified` (in a run queue), a `Waker`, the
-//! `JoinHandle`, and the runtime's owned-tasks list.
+//! Everything else refers to the task through a [`RawTask`] (a pointer to
+//! the header) that owns one *reference*: a [`Notified`] (in a run queue or
+//! a LIFO slot), a `Waker`, the `JoinHandle`, and the owned list's [`Task`].
+//!
+//! # No dynamic dispatch on the hot path
+//!
+//! The vtable's functions (`harness.rs`) and the waker's (`waker.rs`) are
+//! generic over the scheduler type `S`, so a wake calls `S::schedule`, and
+//! a poll `S::yield_now`, `S::count_completed` and `S::release`, directly.
+//! Polling itself goes through the vtable (it needs the future's type), as
+//! it always has; only `JoinHandle::abort`, which does not know `S`, reaches
+//! `S::schedule` through the vtable.
 //!
 //! # The state word (`state.rs`)
 //!
@@ -70,14 +108,15 @@
 //! * **After a `Pending` poll** the runner calls `transition_to_idle`: if
 //!   CANCELLED was set meanwhile it keeps RUNNING and cancels; if NOTIFIED was
 //!   set meanwhile (a wake during the poll) its reference becomes a new
-//!   `Notified` pushed to the back of the local queue — this is how
-//!   `yield_now` works, and why an always-ready task cannot starve the queue;
-//!   otherwise it drops its reference.
+//!   `Notified` handed to [`Schedule::yield_now`] (the runtime's scheduler
+//!   pushes it to the back of the local queue) — this is how `yield_now`
+//!   works, and why an always-ready task cannot starve the queue; otherwise
+//!   it drops its reference.
 //! * **Context busy.** A task spawned with a shared `Context` may find that
 //!   context entered on another thread. Then the runner undoes RUNNING
-//!   (`transition_running_to_notified`) and parks the `Notified` on the
-//!   scheduler's deferred list, retried later with a back-off (never a hot
-//!   spin). Cancelling is deferred the same way, so the future is still
+//!   (`transition_running_to_notified`) and hands the `Notified` to
+//!   [`Schedule::defer`] (the runtime's scheduler keeps a deferred list,
+//!   retried later with a back-off, never a hot spin). Cancelling is deferred the same way, so the future is still
 //!   dropped inside its context.
 //! * **The output** (the stage slot's `finished` member): the runner writes
 //!   it into the slot the future left, before setting COMPLETE
@@ -114,18 +153,22 @@
 //!   gone away meanwhile, drops the waker. To replace its waker, the handle
 //!   first clears the bit with a CAS that fails on COMPLETE.
 //! * **Wakes** (`waker.rs`): `transition_to_notified_by_ref/val`. Idle and not
-//!   NOTIFIED: set NOTIFIED, make a reference, push a `Notified`. RUNNING: set
-//!   NOTIFIED only. NOTIFIED or COMPLETE: nothing.
+//!   NOTIFIED: set NOTIFIED, make a reference, hand a `Notified` to
+//!   [`Schedule::schedule`]. RUNNING: set NOTIFIED only. NOTIFIED or
+//!   COMPLETE: nothing.
 //! * **abort()**: sets CANCELLED (and NOTIFIED); if the task was idle it also
-//!   schedules it, so a worker claims RUNNING and drops the future. If it is
-//!   running, the runner sees CANCELLED when its poll returns.
-//! * **The owned list** (`scheduler/owned.rs`) holds one reference from spawn
-//!   until the task completes; the completer unlinks it (under the shard
-//!   lock) and drops both its own and the list's reference. At shutdown the
-//!   runtime unlinks every remaining task and cancels it. The links are
-//!   touched only under the shard lock, and they also say whether the task
-//!   is linked: an unlinked task's are `Pointers::UNLINKED` (`prev` holds a
-//!   dangling marker address no task can have).
+//!   schedules it (through the vtable's `schedule`), so a worker claims
+//!   RUNNING and drops the future. If it is running, the runner sees
+//!   CANCELLED when its poll returns.
+//! * **The owned list** (`list.rs`) holds one reference (a [`Task`]) from
+//!   spawn until the task completes; the completer asks its scheduler to
+//!   release it ([`Schedule::release`], which unlinks it under the shard
+//!   lock) and drops both its own and the list's reference in one atomic
+//!   operation. At shutdown the list unlinks every remaining task and
+//!   cancels it. The links are touched only by `list.rs`, under the shard
+//!   lock, and they also say whether the task is linked: an unlinked task's
+//!   are `Pointers::UNLINKED` (`prev` holds a dangling marker address no
+//!   task can have).
 //! * **The last worker** (top 16 bits of the state word) is written only by
 //!   the CAS of `transition_to_running` that claims RUNNING, which also
 //!   returns the previous value for the migration metric (`Notified::run`
@@ -138,14 +181,27 @@
 //!   (`dealloc`), after which nothing may touch it. Every RUNNING holder owns
 //!   a reference, so a task is never freed under its runner.
 //!
-//! The loom models in `loom-tests/` check this protocol through the real
-//! code (wake during RUNNING, abort and handle drop racing completion).
+//! # Checked by
+//!
+//! `tests/` drives the real task code with a fake [`Schedule`] that only
+//! records what it is handed (run under Miri too). The loom models in
+//! `loom-tests/` check the protocol through the whole runtime.
 
-pub(crate) mod harness;
-pub(crate) mod join;
-pub(crate) mod raw;
-pub(crate) mod state;
-pub(crate) mod waker;
+mod cell;
+mod harness;
+mod join;
+mod list;
+mod raw;
+mod schedule;
+mod state;
+mod waker;
 
+#[cfg(test)]
+mod tests;
+
+pub(crate) use cell::TaskContext;
 pub use join::{JoinError, JoinHandle};
-pub(crate) use raw::{Cell, Header, Notified};
+pub(crate) use list::OwnedTasks;
+pub(crate) use raw::RawTask;
+pub(crate) use schedule::{Notified, Schedule, Task};
+pub(crate) use state::{NO_WORKER, worker_id};

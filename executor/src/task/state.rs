@@ -13,12 +13,12 @@ use std::fmt;
 
 use crate::sync::{AtomicU64, Ordering};
 
-pub(crate) const RUNNING: u64 = 0b00_0001;
-pub(crate) const COMPLETE: u64 = 0b00_0010;
-pub(crate) const NOTIFIED: u64 = 0b00_0100;
-pub(crate) const CANCELLED: u64 = 0b00_1000;
-pub(crate) const JOIN_INTEREST: u64 = 0b01_0000;
-pub(crate) const JOIN_WAKER: u64 = 0b10_0000;
+pub(super) const RUNNING: u64 = 0b00_0001;
+pub(super) const COMPLETE: u64 = 0b00_0010;
+pub(super) const NOTIFIED: u64 = 0b00_0100;
+pub(super) const CANCELLED: u64 = 0b00_1000;
+pub(super) const JOIN_INTEREST: u64 = 0b01_0000;
+pub(super) const JOIN_WAKER: u64 = 0b10_0000;
 const REF_SHIFT: u32 = 6;
 const REF_ONE: u64 = 1 << REF_SHIFT;
 const FLAGS: u64 = REF_ONE - 1;
@@ -38,7 +38,7 @@ pub(crate) const NO_WORKER: u16 = u16::MAX;
 /// The highest worker index the last-worker field holds: workers from this
 /// index on all share it (so moves between them are not counted as
 /// migrations).
-pub(crate) const MAX_WORKER_ID: u16 = u16::MAX - 1;
+pub(super) const MAX_WORKER_ID: u16 = u16::MAX - 1;
 
 /// Worker `index` as the last-worker field stores it (clamped to
 /// [`MAX_WORKER_ID`]).
@@ -61,39 +61,39 @@ const _: () = {
 const INITIAL: u64 =
     ((NO_WORKER as u64) << WORKER_SHIFT) | (3 * REF_ONE) | NOTIFIED | JOIN_INTEREST;
 
-pub(crate) struct State(AtomicU64);
+pub(super) struct State(AtomicU64);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Snapshot(pub(crate) u64);
+pub(super) struct Snapshot(pub(super) u64);
 
 impl Snapshot {
-    pub(crate) fn is_running(self) -> bool {
+    pub(super) fn is_running(self) -> bool {
         self.0 & RUNNING != 0
     }
-    pub(crate) fn is_complete(self) -> bool {
+    pub(super) fn is_complete(self) -> bool {
         self.0 & COMPLETE != 0
     }
     /// Neither running nor complete.
-    pub(crate) fn is_idle(self) -> bool {
+    pub(super) fn is_idle(self) -> bool {
         self.0 & (RUNNING | COMPLETE) == 0
     }
-    pub(crate) fn is_notified(self) -> bool {
+    pub(super) fn is_notified(self) -> bool {
         self.0 & NOTIFIED != 0
     }
-    pub(crate) fn is_cancelled(self) -> bool {
+    pub(super) fn is_cancelled(self) -> bool {
         self.0 & CANCELLED != 0
     }
-    pub(crate) fn is_join_interested(self) -> bool {
+    pub(super) fn is_join_interested(self) -> bool {
         self.0 & JOIN_INTEREST != 0
     }
-    pub(crate) fn is_join_waker_set(self) -> bool {
+    pub(super) fn is_join_waker_set(self) -> bool {
         self.0 & JOIN_WAKER != 0
     }
-    pub(crate) fn ref_count(self) -> u64 {
+    pub(super) fn ref_count(self) -> u64 {
         (self.0 & REF_MASK) >> REF_SHIFT
     }
     /// The worker that last claimed RUNNING (`NO_WORKER` if none has).
-    pub(crate) fn last_worker(self) -> u16 {
+    pub(super) fn last_worker(self) -> u16 {
         (self.0 >> WORKER_SHIFT) as u16
     }
     fn set_last_worker(&mut self, worker: u16) {
@@ -136,7 +136,7 @@ impl fmt::Debug for Snapshot {
 
 /// What `transition_to_running` tells the poller to do.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToRunning {
+pub(super) enum ToRunning {
     /// RUNNING is ours: poll the future.
     Success,
     /// RUNNING is ours but the task was aborted: drop the future.
@@ -149,7 +149,7 @@ pub(crate) enum ToRunning {
 
 /// What `transition_to_idle` tells the poller to do.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToIdle {
+pub(super) enum ToIdle {
     /// Idle; the poller's reference was dropped.
     Ok,
     /// Idle, and that was the last reference.
@@ -163,7 +163,7 @@ pub(crate) enum ToIdle {
 
 /// What a wake tells the waker to do.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToNotified {
+pub(super) enum ToNotified {
     /// Nothing to schedule.
     DoNothing,
     /// Schedule a new `Notified` (a reference has been made for it).
@@ -173,17 +173,17 @@ pub(crate) enum ToNotified {
 }
 
 /// What dropping the `JoinHandle` must clean up.
-pub(crate) struct JoinDropped {
-    pub(crate) drop_output: bool,
-    pub(crate) drop_waker: bool,
+pub(super) struct JoinDropped {
+    pub(super) drop_output: bool,
+    pub(super) drop_waker: bool,
 }
 
 impl State {
-    pub(crate) fn new() -> State {
+    pub(super) fn new() -> State {
         State(AtomicU64::new(INITIAL))
     }
 
-    pub(crate) fn load(&self) -> Snapshot {
+    pub(super) fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Ordering::Acquire))
     }
 
@@ -210,7 +210,7 @@ impl State {
     /// records `worker` as the task's last worker; the second value is the
     /// last worker before (`NO_WORKER` if none, or if RUNNING was not
     /// claimed).
-    pub(crate) fn transition_to_running(&self, worker: u16) -> (ToRunning, u16) {
+    pub(super) fn transition_to_running(&self, worker: u16) -> (ToRunning, u16) {
         self.update(|mut next| {
             debug_assert!(next.is_notified(), "{next:?}");
             if !next.is_idle() {
@@ -236,7 +236,7 @@ impl State {
     }
 
     /// The poller is done with a poll that returned `Pending`.
-    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+    pub(super) fn transition_to_idle(&self) -> ToIdle {
         self.update(|curr| {
             debug_assert!(curr.is_running());
             if curr.is_cancelled() {
@@ -260,7 +260,7 @@ impl State {
 
     /// The poller could not enter the task's context: give RUNNING up and
     /// turn the poller's reference into a `Notified`.
-    pub(crate) fn transition_running_to_notified(&self) {
+    pub(super) fn transition_running_to_notified(&self) {
         self.update(|curr| {
             debug_assert!(curr.is_running());
             let mut next = curr;
@@ -272,14 +272,14 @@ impl State {
 
     /// The future finished (or was dropped): RUNNING -> COMPLETE. Returns
     /// the state before.
-    pub(crate) fn transition_to_complete(&self) -> Snapshot {
+    pub(super) fn transition_to_complete(&self) -> Snapshot {
         let prev = Snapshot(self.0.fetch_xor(RUNNING | COMPLETE, Ordering::AcqRel));
         debug_assert!(prev.is_running() && !prev.is_complete(), "{prev:?}");
         prev
     }
 
     /// Drops `count` references; true if they were the last.
-    pub(crate) fn transition_to_terminal(&self, count: u64) -> bool {
+    pub(super) fn transition_to_terminal(&self, count: u64) -> bool {
         let prev = Snapshot(self.0.fetch_sub(count * REF_ONE, Ordering::AcqRel));
         assert!(
             prev.ref_count() >= count,
@@ -289,7 +289,7 @@ impl State {
     }
 
     /// A waker is consumed (`wake`).
-    pub(crate) fn transition_to_notified_by_val(&self) -> ToNotified {
+    pub(super) fn transition_to_notified_by_val(&self) -> ToNotified {
         self.update(|mut next| {
             let action = if next.is_running() {
                 next.set(NOTIFIED);
@@ -313,7 +313,7 @@ impl State {
     }
 
     /// A waker is used by reference (`wake_by_ref`).
-    pub(crate) fn transition_to_notified_by_ref(&self) -> ToNotified {
+    pub(super) fn transition_to_notified_by_ref(&self) -> ToNotified {
         self.update(|mut next| {
             if next.is_complete() || next.is_notified() {
                 (ToNotified::DoNothing, None)
@@ -330,7 +330,7 @@ impl State {
 
     /// `abort()`: true if the caller must schedule a new `Notified` (a
     /// reference has been made for it).
-    pub(crate) fn transition_to_notified_and_cancel(&self) -> bool {
+    pub(super) fn transition_to_notified_and_cancel(&self) -> bool {
         self.update(|mut next| {
             if next.is_cancelled() || next.is_complete() {
                 (false, None)
@@ -348,7 +348,7 @@ impl State {
 
     /// Shutdown: marks the task cancelled and claims RUNNING if it was idle.
     /// True if the caller now holds RUNNING and must cancel the task.
-    pub(crate) fn transition_to_shutdown(&self) -> bool {
+    pub(super) fn transition_to_shutdown(&self) -> bool {
         self.update(|mut next| {
             let idle = next.is_idle();
             if idle {
@@ -359,7 +359,7 @@ impl State {
         })
     }
 
-    pub(crate) fn ref_inc(&self) {
+    pub(super) fn ref_inc(&self) {
         let prev = Snapshot(self.0.fetch_add(REF_ONE, Ordering::Relaxed));
         // Checked after the fact: see `REF_COUNT_LIMIT` for why the count
         // cannot carry into the worker bits meanwhile.
@@ -370,12 +370,12 @@ impl State {
     }
 
     /// True if that was the last reference.
-    pub(crate) fn ref_dec(&self) -> bool {
+    pub(super) fn ref_dec(&self) -> bool {
         self.transition_to_terminal(1)
     }
 
     /// The `JoinHandle` published its waker. Fails if the task completed.
-    pub(crate) fn set_join_waker(&self) -> Result<Snapshot, Snapshot> {
+    pub(super) fn set_join_waker(&self) -> Result<Snapshot, Snapshot> {
         self.update(|curr| {
             debug_assert!(curr.is_join_interested() && !curr.is_join_waker_set());
             if curr.is_complete() {
@@ -389,7 +389,7 @@ impl State {
 
     /// The `JoinHandle` takes its waker back to replace it. Fails if the
     /// task completed.
-    pub(crate) fn unset_join_waker(&self) -> Result<Snapshot, Snapshot> {
+    pub(super) fn unset_join_waker(&self) -> Result<Snapshot, Snapshot> {
         self.update(|curr| {
             debug_assert!(curr.is_join_interested() && curr.is_join_waker_set());
             if curr.is_complete() {
@@ -402,7 +402,7 @@ impl State {
     }
 
     /// The completer is done waking the join waker. Returns the new state.
-    pub(crate) fn unset_waker_after_complete(&self) -> Snapshot {
+    pub(super) fn unset_waker_after_complete(&self) -> Snapshot {
         let prev = Snapshot(self.0.fetch_and(!JOIN_WAKER, Ordering::AcqRel));
         debug_assert!(prev.is_complete() && prev.is_join_waker_set());
         Snapshot(prev.0 & !JOIN_WAKER)
@@ -410,7 +410,7 @@ impl State {
 
     /// The `JoinHandle` is dropped; `output_taken` says whether it took the
     /// output out of the slot already (a poll returned it).
-    pub(crate) fn transition_to_join_handle_dropped(&self, output_taken: bool) -> JoinDropped {
+    pub(super) fn transition_to_join_handle_dropped(&self, output_taken: bool) -> JoinDropped {
         self.update(|curr| {
             debug_assert!(curr.is_join_interested());
             let mut next = curr;

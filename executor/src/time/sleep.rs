@@ -73,7 +73,7 @@ impl Sleep {
 
     fn cancel(&mut self) {
         if let Some((shared, key)) = self.entry.take() {
-            shared.timer.cancel(key);
+            shared.timer().cancel(key);
         }
     }
 }
@@ -90,10 +90,10 @@ impl Future for Sleep {
         let this = &mut *self;
         match &this.entry {
             Some((shared, key)) => {
-                if !shared.timer.update(*key, cx.waker()) {
+                if !shared.timer().update(*key, cx.waker()) {
                     // Fired but polled before its deadline by our clock
                     // reading (or spuriously): register again.
-                    let key = shared.timer.register(this.deadline, cx.waker().clone());
+                    let key = shared.timer().register(this.deadline, cx.waker().clone());
                     if let Some(entry) = &mut this.entry {
                         entry.1 = key;
                     }
@@ -102,7 +102,7 @@ impl Future for Sleep {
             None => {
                 let shared = current::with_shared(|s| s.cloned())
                     .unwrap_or_else(|| panic!("baton: sleep/timeout {}", current::OUTSIDE));
-                let key = shared.timer.register(this.deadline, cx.waker().clone());
+                let key = shared.timer().register(this.deadline, cx.waker().clone());
                 this.entry = Some((shared, key));
             }
         }
