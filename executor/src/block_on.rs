@@ -11,7 +11,7 @@ use baton_context::ContextCell;
 use crate::coop;
 use crate::current;
 use crate::scheduler::Shared;
-use crate::sync::Parker;
+use crate::scheduler::park::{Park, Parker};
 
 struct ThreadWaker(Parker);
 

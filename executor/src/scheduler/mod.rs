@@ -1,7 +1,7 @@
 //! The multi-threaded work-stealing scheduler; the protocol is in
 //! `README.md` next to this file.
 //!
-//! Files, bottom up: `queue.rs`, `idle.rs` and `lifo.rs` are
+//! Files, bottom up: `queue.rs`, `idle.rs`, `lifo.rs` and `park.rs` are
 //! leaves; this file holds [`Shared`], the state of one runtime, and what
 //! needs no knowledge of the calling thread; `worker.rs` is the run loop
 //! and the thread's current worker; `schedule.rs` decides where a task
@@ -10,6 +10,7 @@
 
 mod idle;
 mod lifo;
+pub(crate) mod park;
 mod queue;
 mod schedule;
 pub(crate) mod worker;
@@ -20,11 +21,12 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use crate::metrics::Metrics;
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, Parker, fence};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, fence};
 use crate::task::{Notified, OwnedTasks};
 use crate::time::Driver;
 use idle::Idle;
 use lifo::LifoSlot;
+use park::{Park, WorkerParker};
 use queue::{Injector, Local, Stealer};
 
 /// Counters written by one worker only.
@@ -46,7 +48,8 @@ struct Remote {
     /// its owner writes it on nearly every wake, while other workers read
     /// the fields around it to steal and to unpark.
     lifo: CachePadded<LifoSlot>,
-    parker: Parker,
+    /// Where the worker sleeps when idle (`park.rs`).
+    parker: WorkerParker,
     stats: CachePadded<WorkerStats>,
 }
 
@@ -83,7 +86,7 @@ impl Shared {
             .map(|local| Remote {
                 stealer: local.stealer(),
                 lifo: CachePadded::new(LifoSlot::new()),
-                parker: Parker::new(),
+                parker: WorkerParker::new(),
                 stats: CachePadded::new(WorkerStats::default()),
             })
             .collect();

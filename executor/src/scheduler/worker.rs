@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::coop;
 use crate::scheduler::Shared;
 use crate::scheduler::lifo::LifoSlot;
+use crate::scheduler::park::Park;
 use crate::scheduler::queue::Local;
 use crate::sync::{Ordering, executor_thread_local, fence};
 use crate::task::{NO_WORKER, Notified, RawTask, worker_id};
