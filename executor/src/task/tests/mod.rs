@@ -16,6 +16,9 @@ use crate::task::join::{JoinError, JoinHandle};
 use crate::task::list::OwnedTasks;
 use crate::task::schedule::{Notified, Schedule, Task};
 
+#[cfg(loom)]
+mod loom;
+
 /// A scheduler that runs nothing by itself: scheduled, yielded and
 /// deferred tasks wait in `queue` (in order) until a test runs them.
 pub(super) struct FakeScheduler {
