@@ -32,14 +32,17 @@
 //!
 //! # How it is built
 //!
-//! * `task/` — one allocation per task (header, embedded context, future or
-//!   output); the state machine is written out in `task/mod.rs`; `harness.rs`
-//!   polls inside the context with `catch_unwind`; `join.rs` is
-//!   [`JoinHandle`]/[`JoinError`].
+//! * `task/` — the task core: one allocation per task (header, scheduler
+//!   handle, embedded context, future or output); the state machine is
+//!   written out in `task/mod.rs`; `harness.rs` polls inside the context
+//!   with `catch_unwind`; `list.rs` owns every live task; `join.rs` is
+//!   [`JoinHandle`]/[`JoinError`]. It knows no scheduler: it calls back
+//!   through its `Schedule` trait (statically dispatched), and its loom
+//!   models drive it with a fake one.
 //! * `scheduler/` — per-worker crossbeam-deque queues, a global injector,
 //!   a LIFO slot per worker that idle workers rescue stranded tasks from
-//!   (`lifo.rs`), stealing, and the parking protocol
-//!   (`scheduler/README.md`).
+//!   (`lifo.rs`), stealing, the parking protocol and its `Park` seam
+//!   (`scheduler/README.md`); `Shared` implements `Schedule`.
 //! * `time/` — a timer thread over an ordered map of deadlines: [`sleep`],
 //!   [`sleep_until`], [`timeout`].
 //! * [`TaskGroup`] (`group.rs`), [`Metrics`], [`Runtime`], [`Builder`],
