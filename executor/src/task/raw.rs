@@ -82,8 +82,8 @@ impl Header {
     /// # Safety
     /// Only the `JoinHandle`, while JOIN_WAKER is set.
     pub(super) unsafe fn join_waker_will_wake(&self, waker: &Waker) -> bool {
-        // SAFETY: while JOIN_WAKER is set the field is only read.
         self.join_waker.with(|slot| {
+            // SAFETY: while JOIN_WAKER is set the field is only read.
             unsafe { &*slot }
                 .as_ref()
                 .is_some_and(|w| w.will_wake(waker))
