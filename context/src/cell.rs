@@ -167,6 +167,12 @@ impl ContextCell {
         self.map.with(|slot| unsafe { (*slot).clone() })
     }
 
+    /// Takes the published bindings out, leaving the cell empty.
+    pub(crate) fn take_published(&mut self) -> Map {
+        // SAFETY: `&mut self`: nobody else can reach the cell.
+        self.map.with_mut(|slot| unsafe { mem::take(&mut *slot) })
+    }
+
     /// A new, empty context cell.
     pub fn new() -> ContextCell {
         ContextCell::from_map(Map::new())

@@ -101,6 +101,27 @@ impl ContextCell {
     }
 }
 
+/// A cell's bindings are dropped inside the cell, where they belong: what
+/// their destructors set lands in the cell and goes with it, never in the
+/// dropping thread's own context (a task's context, dropped by a worker). A
+/// destructor's panic propagates, once the cell is left.
+impl Drop for ContextCell {
+    fn drop(&mut self) {
+        let mut map = self.take_published();
+        // A shared root is only counted down: no user code, no entering.
+        while map.may_drop_values() {
+            let mut held = Some(map);
+            if self.try_run(|| drop(held.take())).is_err() {
+                // Entered for good: a thread's base cell, dropped at exit.
+                drop(held);
+                return;
+            }
+            // Destructors that wrote published their writes here.
+            map = self.take_published();
+        }
+    }
+}
+
 impl fmt::Debug for ContextCell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ContextCell")

@@ -534,6 +534,14 @@ impl<H: KeyHash> Map<H> {
         ManuallyDrop::new(unsafe { ptr::read(self) })
     }
 
+    /// Whether dropping this map could drop a value (and so run user code):
+    /// only if it is the last owner of its root. A shared root is only
+    /// counted down.
+    #[inline]
+    pub(crate) fn may_drop_values(&self) -> bool {
+        self.root.as_ref().is_some_and(is_unique)
+    }
+
     /// Whether the map has no bindings (and so no root to count).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
