@@ -103,7 +103,7 @@ where
     fn poll_inner(self) {
         let cell = self.cell();
         let raw = self.raw();
-        let entered = cell.context().try_run(|| {
+        let entered = run_contained(cell.context(), || {
             // SAFETY: RUNNING keeps the task alive; this waker is not
             // dropped (it borrows our reference); the task's scheduler type
             // is `S`.
@@ -132,12 +132,30 @@ where
                 }
             }
         });
-        match entered {
+        let outcome = match entered {
             // The context is entered elsewhere (a shared context): wait in
             // the scheduler's deferred list and try again later.
-            Err(_) => self.defer(),
-            Ok(Some(output)) => self.complete(output),
-            Ok(None) => match self.header().state().transition_to_idle() {
+            Err(_) => return self.defer(),
+            Ok((outcome, None)) => outcome,
+            // Leaving the task's context panicked: a destructor of a value
+            // the poll replaced there. The task panicked: what it made is
+            // dropped inside its context (its future, if still pending).
+            Ok((outcome, Some(panic))) => {
+                match outcome {
+                    Some(Ok(output)) => drop_inside(cell.context(), move || drop(output)),
+                    Some(Err(_)) => {}
+                    // SAFETY: RUNNING, and the pending future is live; it
+                    // is dropped once, and not touched again.
+                    None => drop_inside(cell.context(), || unsafe {
+                        let _ = drop_future(cell);
+                    }),
+                }
+                Some(Err(JoinError::panic(panic)))
+            }
+        };
+        match outcome {
+            Some(output) => self.complete(output),
+            None => match self.header().state().transition_to_idle() {
                 ToIdle::Ok => {}
                 // SAFETY: the last reference is gone.
                 ToIdle::OkDealloc => unsafe { dealloc::<F, C, S>(raw) },
@@ -164,10 +182,12 @@ where
         // SAFETY: we hold RUNNING and the task is not COMPLETE, so the
         // future is live (it is dropped only on the way to `complete`); if
         // the context is busy the closure does not run.
-        match cell.context().try_run(|| unsafe { drop_future(cell) }) {
+        match run_contained(cell.context(), || unsafe { drop_future(cell) }) {
             Err(_) => self.defer(),
-            Ok(Ok(())) => self.complete(Err(JoinError::cancelled())),
-            Ok(Err(panic)) => self.complete(Err(JoinError::panic(panic))),
+            Ok((Ok(()), None)) => self.complete(Err(JoinError::cancelled())),
+            Ok((Err(panic), _) | (Ok(()), Some(panic))) => {
+                self.complete(Err(JoinError::panic(panic)))
+            }
         }
     }
 
@@ -185,10 +205,13 @@ where
         self.scheduler().count_completed();
         let snapshot = header.state().transition_to_complete();
         if !snapshot.is_join_interested() {
-            // Nobody will read the output: it is ours to drop.
+            // Nobody will read the output: it is ours to drop, inside the
+            // task's context (what its destructor sets goes with the task,
+            // not into the worker's own context).
             // SAFETY: without JOIN_INTEREST nobody else touches the stage,
-            // and the output we just stored is live.
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe { cell.drop_output() }));
+            // and the output we just stored is live; it is dropped once,
+            // inside the context or (if that is busy) here.
+            drop_inside(cell.context(), || unsafe { cell.drop_output() });
         } else if snapshot.is_join_waker_set() {
             // SAFETY: JOIN_WAKER and COMPLETE: we may read the waker.
             unsafe { header.wake_join() };
@@ -216,6 +239,54 @@ where
             // SAFETY: the last reference is gone.
             unsafe { dealloc::<F, C, S>(self.raw()) }
         }
+    }
+}
+
+/// A panic's payload.
+type Panic = Box<dyn std::any::Any + Send>;
+
+/// Runs `f` inside the task's context, with every panic of leaving it
+/// contained.
+///
+/// Leaving a context drops the bindings the run replaced there, and a
+/// destructor's panic is resumed once the worker's own context is restored
+/// (the context crate's "Where user code runs"). It is caught here and
+/// returned beside `f`'s result, which is kept outside the context so that
+/// the unwinding does not lose it. Entering can panic too, before `f` runs:
+/// publishing the worker's own writes drops what they replace; `f` is then
+/// tried again (the publish finished before the panic was resumed).
+fn run_contained<C: TaskContext, R>(
+    ctx: &C,
+    f: impl FnOnce() -> R,
+) -> Result<(R, Option<Panic>), baton_context::ContextError> {
+    let mut f = Some(f);
+    loop {
+        let mut out = None;
+        let left = panic::catch_unwind(AssertUnwindSafe(|| {
+            ctx.try_run(|| out = Some((f.take().expect("runs once"))()))
+        }));
+        match (left, out) {
+            (Ok(Ok(())), Some(out)) => return Ok((out, None)),
+            (Ok(Err(busy)), _) => return Err(busy),
+            (Err(panic), Some(out)) => return Ok((out, Some(panic))),
+            // Entering panicked; `f` did not run.
+            (Err(_), None) => continue,
+            (Ok(Ok(())), None) => unreachable!("the closure ran"),
+        }
+    }
+}
+
+/// Runs `f`, a destructor, inside the task's context — or here, if that is
+/// entered elsewhere — and discards its panic (nobody is left to report it
+/// to).
+fn drop_inside<C: TaskContext>(ctx: &C, f: impl FnOnce()) {
+    let mut f = Some(f);
+    let _ = run_contained(ctx, || {
+        let f = f.take().expect("runs once");
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    });
+    if let Some(f) = f {
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
     }
 }
 
@@ -277,11 +348,14 @@ where
     if !cell.header().state().load().is_complete() {
         // SAFETY: the last reference is ours, so nobody holds RUNNING, and
         // the future of a task that is not COMPLETE is live. If its
-        // destructor panics, `cell` is still freed while unwinding, without
-        // touching the slot again.
-        unsafe { cell.drop_future() };
+        // destructor panics, the panic is discarded (nobody is left to
+        // report it to) and the slot is not touched again.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| unsafe { cell.drop_future() }));
     }
-    drop(cell);
+    // The task's context drops its bindings inside itself, and a
+    // destructor's panic there has nobody to go to: it must not unwind into
+    // a worker (or whoever dropped the last reference).
+    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(cell)));
 }
 
 unsafe fn try_read_output<F, C, S>(task: RawTask, dst: *mut (), waker: &Waker)
@@ -403,14 +477,16 @@ where
             // The shutting-down thread is itself inside the task's shared
             // context: dropping here is dropping inside it.
             // SAFETY: RUNNING and a live future, as above.
-            Ok(unsafe { drop_future(cell) })
+            Ok((unsafe { drop_future(cell) }, None))
         } else {
             // SAFETY: RUNNING and a live future, as above.
-            cell.context().try_run(|| unsafe { drop_future(cell) })
+            run_contained(cell.context(), || unsafe { drop_future(cell) })
         };
         match result {
-            Ok(Ok(())) => return harness.complete(Err(JoinError::cancelled())),
-            Ok(Err(panic)) => return harness.complete(Err(JoinError::panic(panic))),
+            Ok((Ok(()), None)) => return harness.complete(Err(JoinError::cancelled())),
+            Ok((Err(panic), _) | (Ok(()), Some(panic))) => {
+                return harness.complete(Err(JoinError::panic(panic)));
+            }
             Err(_) => {
                 // The shared context is entered elsewhere: wait for it.
                 if deadline.is_some_and(|d| Instant::now() >= d) {
