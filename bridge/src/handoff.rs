@@ -188,7 +188,8 @@ impl<R> Drop for Completer<R> {
 /// Dropping a `BlockingTask` before its job has started cancels the job: the
 /// closure is dropped (inside the job's context) without being called. If the
 /// job has started, it runs to completion and its result is discarded (on
-/// the pool thread if the task was dropped first).
+/// the pool thread, inside the job's context, if the task was dropped
+/// first).
 ///
 /// # Panics
 ///

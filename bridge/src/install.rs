@@ -3,13 +3,18 @@
 use baton_context::ContextCell;
 use rayon::ThreadPool;
 
+use crate::contain::run_in_copy;
+
 /// `pool.install(op)` that carries the context: runs `op` on a thread of
 /// `pool` inside a copy of the context current at the call, and returns its
 /// result.
 ///
 /// Plain `pool.install` runs `op` in the pool thread's own context, so a
 /// `join`, `scope` or `.in_context()` inside it would capture that instead
-/// of the caller's. The caller's context is unchanged afterwards.
+/// of the caller's. The caller's context is unchanged afterwards. The copy
+/// is dropped after `op`, on the pool thread, in a scratch context (what the
+/// destructors of its bindings set goes nowhere). A panic in `op` propagates
+/// to the caller, as with `pool.install`.
 ///
 /// ```
 /// use baton_bridge::ParallelIteratorExt;
@@ -31,7 +36,7 @@ where
     R: Send,
 {
     let ctx = ContextCell::copy_current();
-    pool.install(move || ctx.run(op))
+    pool.install(move || run_in_copy(ctx, op))
 }
 
 /// `rayon::spawn` that carries the context: runs `func` on rayon's global
@@ -39,7 +44,8 @@ where
 /// call. Use [`run_blocking`](crate::run_blocking) to get a result back.
 ///
 /// As with `rayon::spawn`, a panic in `func` goes to the pool's panic handler
-/// (by default rayon aborts the process).
+/// (by default rayon aborts the process) — after the pool thread is back in
+/// its own context. The copy is dropped after `func` in a scratch context.
 ///
 /// ```
 /// use baton_context::ContextVar;
@@ -56,5 +62,5 @@ where
     F: FnOnce() + Send + 'static,
 {
     let ctx = ContextCell::copy_current();
-    rayon::spawn(move || ctx.run(func));
+    rayon::spawn(move || run_in_copy(ctx, func));
 }

@@ -23,7 +23,16 @@
 //!
 //! Each piece makes one copy of the captured context (one allocation, no
 //! locks) and enters it once per `consume_iter` — once per chunk, not once
-//! per item, which keeps the overhead on a `map().sum()` within noise.
+//! per item, which keeps the overhead on a `map().sum()` within noise. When
+//! the piece completes, its copy is dropped in a scratch context (an empty
+//! one, on the stack), so that what the destructors of the closures'
+//! bindings set goes nowhere.
+//!
+//! The pieces' results travel through rayon wrapped in `Held`: should a
+//! closure panic, rayon drops the results of the other pieces while it
+//! unwinds, and `Held` drops them in a scratch context (discarding a panic
+//! of their destructors, which would otherwise abort the process) instead
+//! of in whatever context the unwinding thread is in.
 //!
 //! # Why `InContext` is not an `IndexedParallelIterator`
 //!
@@ -37,10 +46,13 @@
 //! `collect` into a `Vec` still knows the exact length and writes in place.
 
 use std::fmt;
+use std::panic::resume_unwind;
 
 use baton_context::{Context, copy_context};
 use rayon::iter::ParallelIterator;
 use rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
+
+use crate::contain::{Failed, Panic, Ran, discard, drop_in_scratch, run_inside};
 
 /// Adds [`in_context`](ParallelIteratorExt::in_context) to every rayon
 /// [`ParallelIterator`].
@@ -121,10 +133,12 @@ impl<I: ParallelIterator> ParallelIterator for InContext<I> {
     where
         C: UnindexedConsumer<Self::Item>,
     {
-        self.base.drive_unindexed(InContextConsumer {
-            base: consumer,
-            ctx: self.ctx,
-        })
+        self.base
+            .drive_unindexed(InContextConsumer {
+                base: consumer,
+                ctx: self.ctx,
+            })
+            .into_inner()
     }
 
     fn opt_len(&self) -> Option<usize> {
@@ -142,7 +156,7 @@ struct InContextConsumer<C> {
 impl<T, C: Consumer<T>> Consumer<T> for InContextConsumer<C> {
     type Folder = InContextFolder<C::Folder>;
     type Reducer = InContextReducer<C::Reducer>;
-    type Result = C::Result;
+    type Result = Held<C::Result>;
 
     fn split_at(self, index: usize) -> (Self, Self, Self::Reducer) {
         let (left, right, reducer) = self.base.split_at(index);
@@ -164,9 +178,7 @@ impl<T, C: Consumer<T>> Consumer<T> for InContextConsumer<C> {
 
     fn into_folder(self) -> Self::Folder {
         // This piece of work's own copy.
-        let ctx = self.ctx.copy();
-        let base = ctx.run(|| self.base.into_folder());
-        InContextFolder { base, ctx }
+        in_piece(self.ctx.copy(), || self.base.into_folder())
     }
 
     fn full(&self) -> bool {
@@ -197,12 +209,11 @@ struct InContextFolder<F> {
 }
 
 impl<T, F: Folder<T>> Folder<T> for InContextFolder<F> {
-    type Result = F::Result;
+    type Result = Held<F::Result>;
 
     fn consume(self, item: T) -> Self {
         let InContextFolder { base, ctx } = self;
-        let base = ctx.run(|| base.consume(item));
-        InContextFolder { base, ctx }
+        in_piece(ctx, || base.consume(item))
     }
 
     fn consume_iter<It>(self, iter: It) -> Self
@@ -210,13 +221,15 @@ impl<T, F: Folder<T>> Folder<T> for InContextFolder<F> {
         It: IntoIterator<Item = T>,
     {
         let InContextFolder { base, ctx } = self;
-        let base = ctx.run(|| base.consume_iter(iter));
-        InContextFolder { base, ctx }
+        in_piece(ctx, || base.consume_iter(iter))
     }
 
-    fn complete(self) -> F::Result {
+    fn complete(self) -> Held<F::Result> {
         let InContextFolder { base, ctx } = self;
-        ctx.run(|| base.complete())
+        match Ran::new(ctx, || base.complete()).finish() {
+            Ok(result) => Held(Some(result)),
+            Err(panic) => resume_unwind(panic),
+        }
     }
 
     fn full(&self) -> bool {
@@ -230,9 +243,60 @@ struct InContextReducer<R> {
     ctx: Context,
 }
 
-impl<T, R: Reducer<T>> Reducer<T> for InContextReducer<R> {
-    fn reduce(self, left: T, right: T) -> T {
+impl<T, R: Reducer<T>> Reducer<Held<T>> for InContextReducer<R> {
+    fn reduce(self, left: Held<T>, right: Held<T>) -> Held<T> {
         let InContextReducer { base, ctx } = self;
-        ctx.copy().run(|| base.reduce(left, right))
+        let (left, right) = (left.into_inner(), right.into_inner());
+        match Ran::new(ctx.copy(), || base.reduce(left, right)).finish() {
+            Ok(result) => Held(Some(result)),
+            Err(panic) => resume_unwind(panic),
+        }
+    }
+}
+
+/// A piece's result on its way through rayon. If rayon drops it instead of
+/// passing it on — the other half of a split panicked, and rayon unwinds
+/// with that panic — it is dropped in a scratch context, not in whatever
+/// context the unwinding thread is in, and a panic of its destructor is
+/// discarded instead of aborting the process.
+struct Held<T>(Option<T>);
+
+impl<T> Held<T> {
+    fn into_inner(mut self) -> T {
+        self.0.take().expect("a result is taken once")
+    }
+}
+
+impl<T> Drop for Held<T> {
+    fn drop(&mut self) {
+        if let Some(result) = self.0.take() {
+            settle(drop_in_scratch(result));
+        }
+    }
+}
+
+/// Runs `f` — a step of the piece's downstream folder — inside the piece's
+/// copy `ctx`. Should it panic, the copy is dropped in a scratch context
+/// before the panic is resumed, not wherever the unwinding takes it.
+fn in_piece<F>(ctx: Context, f: impl FnOnce() -> F) -> InContextFolder<F> {
+    match run_inside(&ctx, f) {
+        Ok(base) => InContextFolder { base, ctx },
+        Err(Failed::Panicked(panic)) => {
+            discard(drop_in_scratch(ctx));
+            resume_unwind(panic)
+        }
+        Err(Failed::AlreadyEntered) => unreachable!("a piece's copy is entered by its piece only"),
+    }
+}
+
+/// Resumes a destructor's panic, unless the thread is unwinding already
+/// (then a second panic out of a destructor would abort: it is discarded).
+fn settle(panic: Option<Panic>) {
+    if let Some(panic) = panic {
+        if std::thread::panicking() {
+            discard(Some(panic));
+        } else {
+            resume_unwind(panic);
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use baton_context::{Context, ContextCell, ContextError};
 
+use crate::contain::{Enter, Failed, discard, drop_in_scratch, drop_inside, run_inside};
 use crate::handoff::{self, BlockingTask, Completer, Outcome};
 
 /// The context a job runs in.
@@ -17,7 +18,7 @@ enum JobContext {
     Shared(Context),
 }
 
-impl JobContext {
+impl Enter for JobContext {
     #[inline]
     fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
         match self {
@@ -89,17 +90,28 @@ where
     /// Runs the job on the calling thread and hands its outcome to the task.
     ///
     /// * If the task was dropped already, `f` is dropped (inside the job's
-    ///   context, if it can be entered) without being called.
+    ///   context; in a scratch context if that is entered elsewhere) without
+    ///   being called.
     /// * Otherwise `f` runs inside the job's context. The calling thread's
     ///   own context is saved before and restored exactly after, also if `f`
     ///   panics, and also when `f` itself waits (in `rayon::join`, say) and
     ///   the thread runs other jobs meanwhile: contexts nest with stack
     ///   discipline.
-    /// * A panic in `f` is caught and handed to the task, which resumes it.
+    /// * A panic is caught and handed to the task, which resumes it: a panic
+    ///   in `f`, and also one of leaving the job's context (a destructor of a
+    ///   binding that `f` replaced; then `f`'s result is dropped inside the
+    ///   job's context).
+    /// * If the task was dropped while `f` ran, the result is dropped inside
+    ///   the job's context (in a scratch context if that is entered
+    ///   elsewhere by then), as it was made.
+    /// * The job's copy of the context is dropped last, in a scratch
+    ///   context: what the destructors of its bindings set goes nowhere.
     ///
-    /// This function does not unwind: panics from dropping the closure or the
-    /// result, or from waking the task, are caught and discarded, so a pool
-    /// thread is never torn down (rayon aborts on a panic escaping a job).
+    /// Nothing user code does here reaches the calling thread's own context.
+    /// This function does not unwind: panics from dropping the closure, the
+    /// result or the job's context, or from waking the task, are caught and
+    /// discarded (the panic hook reports them), so a pool thread is never
+    /// torn down (rayon aborts on a panic escaping a job).
     pub fn run(self) {
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| self.run_inner())) {
             // Dropping a payload can panic too; do not let that escape.
@@ -112,22 +124,26 @@ where
         if completer.is_cancelled() {
             // Skip the job. Drop the closure's captures in its context, as
             // running it would have.
-            let mut f = Some(f);
-            let _ = ctx.try_run(|| drop(f.take()));
-            drop(f);
-            return;
+            discard(drop_inside(&ctx, f));
+        } else {
+            let outcome = match run_inside(&ctx, f) {
+                Ok(value) => Outcome::Done(value),
+                Err(Failed::AlreadyEntered) => Outcome::AlreadyEntered,
+                Err(Failed::Panicked(payload)) => Outcome::Panicked(payload),
+            };
+            // The job's context was left, its writes published and the
+            // thread's own context restored; now wake the task. If nobody
+            // awaits the outcome any more, it comes back: drop it where it
+            // was made.
+            // (Waking runs the executor's code: should it panic, the job's
+            // context must still be dropped below, not while unwinding.)
+            match panic::catch_unwind(AssertUnwindSafe(|| completer.complete(outcome))) {
+                Ok(Some(unwanted)) => discard(drop_inside(&ctx, unwanted)),
+                Ok(None) => {}
+                Err(payload) => discard(Some(payload)),
+            }
         }
-        let outcome = match panic::catch_unwind(AssertUnwindSafe(|| ctx.try_run(f))) {
-            Ok(Ok(value)) => Outcome::Done(value),
-            Ok(Err(ContextError::AlreadyEntered)) => Outcome::AlreadyEntered,
-            Ok(Err(_)) => unreachable!("entering a context only fails with AlreadyEntered"),
-            Err(payload) => Outcome::Panicked(payload),
-        };
-        // The job's context was left, its writes published and the thread's
-        // own context restored when `try_run` returned; now wake the task.
-        // If nobody awaits the result any more, it comes back: drop it here.
-        drop(completer.complete(outcome));
-        drop(ctx);
+        discard(drop_in_scratch(ctx));
     }
 }
 

@@ -1,6 +1,10 @@
 //! [`join`]: `rayon::join` with each closure in its own copy of the context.
 
+use std::panic::resume_unwind;
+
 use baton_context::ContextCell;
+
+use crate::contain::{Ran, discard, drop_in_scratch};
 
 /// `rayon::join` that carries the context: runs `oper_a` and `oper_b`,
 /// possibly in parallel, each inside its own copy of the context current at
@@ -10,7 +14,12 @@ use baton_context::ContextCell;
 /// context can be entered by one thread at a time, so each gets its own copy:
 /// both see the caller's values, neither sees the other's writes, and the
 /// caller's context is unchanged afterwards. The copies are taken without
-/// allocating. Panics propagate as with `rayon::join`.
+/// allocating, and dropped after the closures in a scratch context (what
+/// the destructors of their bindings set goes nowhere).
+///
+/// Panics propagate as with `rayon::join` (`oper_a`'s, if both panic), once
+/// both closures are done and the calling thread is back in its context. The
+/// other closure's result is then dropped inside that closure's copy.
 ///
 /// ```
 /// use baton_context::ContextVar;
@@ -45,6 +54,30 @@ where
 {
     let ctx_a = ContextCell::copy_current();
     let ctx_b = ContextCell::copy_current();
-    // `run` cannot fail: the cells are fresh and entered once each.
-    rayon::join(move || ctx_a.run(oper_a), move || ctx_b.run(oper_b))
+    // Each half returns its outcome with its copy still alive, so that if
+    // the other half panicked, its result can be dropped inside its copy
+    // rather than wherever rayon would drop it while unwinding.
+    let (a, b) = rayon::join(
+        move || Ran::new(ctx_a, oper_a),
+        move || Ran::new(ctx_b, oper_b),
+    );
+    if a.panicked() {
+        b.abandon();
+        resume_unwind(a.into_panic());
+    }
+    if b.panicked() {
+        a.abandon();
+        resume_unwind(b.into_panic());
+    }
+    match (a.finish(), b.finish()) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(panic), rb) => {
+            discard(drop_in_scratch(rb));
+            resume_unwind(panic)
+        }
+        (Ok(ra), Err(panic)) => {
+            discard(drop_in_scratch(ra));
+            resume_unwind(panic)
+        }
+    }
 }

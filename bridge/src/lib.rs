@@ -58,7 +58,7 @@
 //! * The returned future only needs a `Waker`: it works on baton's runtime,
 //!   on tokio, or in `futures::executor::block_on`.
 //! * Dropping the future before the job starts skips the job; dropping it
-//!   later discards the result on the pool thread.
+//!   later discards the result on the pool thread, inside the job's context.
 //!
 //! # Re-entrancy: why every job restores the thread's context itself
 //!
@@ -81,6 +81,30 @@
 //! the waiting job continues exactly where it was. No bookkeeping outside the
 //! call stack is needed.
 //!
+//! # Where user code runs
+//!
+//! Closures, their captures and results, and the values they set are user
+//! types, so their code runs inside this crate. Any of them may panic, or
+//! re-enter: enter a context, set a variable, copy the context. Every such
+//! point, and what holds there:
+//!
+//! | point | runs in | a panic | re-entering |
+//! |---|---|---|---|
+//! | an offloaded closure (`run_blocking`, `run_blocking_in`, `ctx.run_blocking(_in)`) | the job's copy, or `ctx` | resumed at the await | works; lands in the job's context |
+//! | leaving the job's context: the bindings the closure replaced are dropped | the job's context | resumed at the await; the closure's result is dropped inside the job's context | works; lands in the job's context |
+//! | a skipped job's closure (its task dropped before it ran), a result nobody awaits (its task dropped while it ran) | the job's context — a scratch context if `ctx` is entered elsewhere by then | discarded (the panic hook reports it) | works; lands there |
+//! | `ctx.run_blocking(f)` with `ctx` entered elsewhere: `f` dropped uncalled | a scratch context | discarded; the await panics with "already entered" | works; lands there |
+//! | the closures of [`join`], [`scope`], [`Scope::spawn`], [`install`], [`spawn`] and of [`in_context`](ParallelIteratorExt::in_context) iterators (`map`, `fold`, `reduce`, ...) | their own copy | propagates to the caller of the operation (for [`spawn`], to the pool's panic handler), once every closure is done and the thread is back in its context | works; lands in that copy |
+//! | a result that rayon drops because another closure panicked (the other half of a `join`, `scope`'s own result, a piece of a parallel iterator) | the copy it was made in (a scratch context for an iterator's pieces) | discarded; the first panic propagates | works; lands there |
+//! | a private copy, dropped when its work is done: the bindings the closures set | a scratch context | like the closure's (discarded for an offload, whose task has its outcome by then) | works; what it sets goes nowhere |
+//!
+//! Nothing user code does at any of these points reaches a pool thread's
+//! own context or the caller's, leaves a context claimed, or aborts the
+//! process; the pool keeps working. `tests/soundness.rs` has a panicking and
+//! a re-entrant test for each point. (rayon's own rules still apply: a panic
+//! escaping a plain rayon job — or [`spawn`] — goes to the pool's panic
+//! handler, which aborts by default.)
+//!
 //! # Going back to the async runtime
 //!
 //! A job can hand work back to a baton runtime through a `baton::Handle`
@@ -95,7 +119,10 @@
 //! waker slot and one atomic state word, see `handoff.rs`) besides rayon's
 //! box for the job, which holds the closure and the context copy inline —
 //! the same count as `rayon::spawn` plus a oneshot channel. Copying the
-//! context is O(1) and does not allocate; the hand-off takes no locks. The
+//! context is O(1) and does not allocate; the hand-off takes no locks.
+//! When a job or a fork-join closure is done, its copy is dropped inside a
+//! scratch context (see "Where user code runs"): one more enter and leave of
+//! an empty context, which allocates nothing. The
 //! benchmarks under `benches/` compare it with tokio's `spawn_blocking` and
 //! a bare `rayon::spawn` plus oneshot.
 //!
@@ -123,6 +150,7 @@
 
 #![warn(missing_docs)]
 
+mod contain;
 mod handoff;
 mod install;
 mod iter;

@@ -2,8 +2,11 @@
 //! own copy of the context current where it was spawned.
 
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 
 use baton_context::ContextCell;
+
+use crate::contain::{Ran, discard, run_in_copy};
 
 /// `rayon::scope` that carries the context: creates a scope in which
 /// closures that borrow from the enclosing stack frame can be spawned, runs
@@ -14,7 +17,13 @@ use baton_context::ContextCell;
 /// `spawn` was called (taken without allocating, inside rayon's own job).
 /// Spawned closures may run at the same time, so each has its own copy:
 /// they all see the values of their spawner, and none sees another's
-/// writes. The caller's context is unchanged afterwards.
+/// writes. The caller's context is unchanged afterwards. Each copy is
+/// dropped after its closure in a scratch context (what the destructors of
+/// its bindings set goes nowhere).
+///
+/// Panics propagate as with `rayon::scope` (`op`'s own first, if both `op`
+/// and a spawned closure panic), once every spawned closure is done; `op`'s
+/// result, if it returned one, is then dropped inside `op`'s copy.
 ///
 /// ```
 /// use baton_context::ContextVar;
@@ -42,7 +51,30 @@ where
     R: Send,
 {
     let ctx = ContextCell::copy_current();
-    rayon::scope(move |s| ctx.run(|| op(Scope::from_rayon(s))))
+    // `op`'s outcome stays here with its copy, so that if a spawned closure
+    // panics, `op`'s result is dropped inside that copy rather than wherever
+    // rayon would drop it while unwinding.
+    let mut ran = None;
+    let slot = &mut ran;
+    let scoped = panic::catch_unwind(AssertUnwindSafe(move || {
+        rayon::scope(move |s| *slot = Some(Ran::new(ctx, || op(Scope::from_rayon(s)))))
+    }));
+    let ran = ran.expect("rayon::scope calls its closure");
+    match scoped {
+        Ok(()) => match ran.finish() {
+            Ok(value) => value,
+            Err(panic) => panic::resume_unwind(panic),
+        },
+        // Both `op` and a spawned closure panicked: `op`'s panic comes first.
+        Err(panic) if ran.panicked() => {
+            discard(Some(panic));
+            panic::resume_unwind(ran.into_panic())
+        }
+        Err(panic) => {
+            ran.abandon();
+            panic::resume_unwind(panic)
+        }
+    }
 }
 
 /// A fork-join scope whose spawned closures carry the context; see
@@ -71,7 +103,7 @@ impl<'scope> Scope<'scope> {
     {
         let ctx = ContextCell::copy_current();
         self.inner
-            .spawn(move |s| ctx.run(|| body(Scope::from_rayon(s))));
+            .spawn(move |s| run_in_copy(ctx, || body(Scope::from_rayon(s))));
     }
 
     /// The underlying rayon scope, to spawn closures that do *not* carry the
