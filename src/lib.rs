@@ -140,81 +140,41 @@
 //! assert_eq!(seen, (Some("acme"), Some("acme")));
 //! ```
 //!
-//! # What baton guarantees, and how each promise is checked
+//! # What baton guarantees
 //!
-//! The design contract calls these S1–S9. "Checked by" names the tests that
-//! fail if a promise is broken. The tests run with `cargo test --workspace`;
-//! the loom models, which explore the thread interleavings of the real code
-//! compiled with `--cfg loom`, with
-//! `RUSTFLAGS="--cfg loom" cargo test -p baton-loom-tests --release` (see
-//! `loom-tests/README.md`); `.ci/run` runs both.
+//! The design contract calls these S1–S9. `ARCHITECTURE.md` (at the root of
+//! the repository) names, for each, the tests and loom models that fail if
+//! it is broken; a test checks that every name it cites exists.
 //!
 //! * **S1 — threads start empty.** Every OS thread has a current context; a
 //!   new thread starts in a fresh, empty one: `std::thread::spawn` carries
 //!   nothing over, exactly like Python.
-//!   *Checked by* `context/tests/context.rs` (`a_new_thread_starts_empty`,
-//!   `ten_threads_setting_and_reading_one_var_do_not_interfere`) and the
-//!   `threads` example's test (`tests/examples.rs`).
 //! * **S2 — set and get touch the current context only.** `set` changes the
 //!   binding in the current context; `get` reads it, else the var's default,
 //!   else `None`; `get_or(d)` prefers `d` to the var's default.
-//!   *Checked by* `context/tests/vars.rs` (`get_set_reset_round_trip`,
-//!   `default_precedence_context_value_then_argument_then_var_default_then_none`,
-//!   `with_sees_exactly_what_get_returns`).
 //! * **S3 — copies are O(1) and independent.** `copy_context()` shares the
 //!   persistent map (a HAMT, like CPython's `hamt.c`); a later change to the
 //!   copy or to the original is invisible to the other.
-//!   *Checked by* `context/tests/context.rs` (`copy_is_independent_both_ways`)
-//!   and the map's property tests (`context/src/map.rs`); a copy made on a
-//!   thread is *lent* its bindings rather than counted, and the copies that
-//!   outlive a write or a `run` boundary are checked by the tests in
-//!   `context/src/lease.rs` and the loom models in
-//!   `loom-tests/tests/context_lease.rs` (each lent value dropped exactly
-//!   once, never early). The cost is measured by the criterion benches in
-//!   `benches/` (`context_ops`).
 //! * **S4 — `run` enters and restores exactly.** `ctx.run(f)` makes `ctx`
 //!   current for `f`, keeps `f`'s changes in `ctx`, and restores the
 //!   caller's context on return or panic. A context is entered by one thread
 //!   at a time and never recursively ([`ContextError::AlreadyEntered`]).
-//!   *Checked by* `context/tests/context.rs` (`run_keeps_values_set_before_a_panic_and_restores_the_caller`,
-//!   `run_of_a_context_entered_by_another_thread_is_already_entered`,
-//!   `two_threads_racing_to_enter_one_context_exactly_one_wins_at_a_time`)
-//!   and the loom models in `loom-tests/tests/context_entering.rs` (two
-//!   threads racing to enter one context; readers against a publishing
-//!   writer; nested runs on two threads). An attached future that holds the
-//!   only handle to its context enters it without an atomic operation; the
-//!   loom models in `loom-tests/tests/context_exclusive.rs` race that against
-//!   another holder's last run and drop. User code that panics or re-enters
-//!   while a context is entered or left (a value's destructor, a `Clone`)
-//!   leaves the thread in its own context and no context claimed:
-//!   `context/tests/soundness.rs` has a panicking and a re-entrant test for
-//!   every point where user code runs.
+//!   User code that panics or re-enters while a context is entered or left
+//!   (a value's destructor, a `Clone`) leaves the thread in its own context
+//!   and no context claimed.
 //! * **S5 — reset restores, and refuses foreign tokens.** `reset(token)`
 //!   restores the binding from before the matching `set` (or removes it),
 //!   and fails with [`ContextError::WrongVar`] / [`ContextError::WrongContext`]
 //!   for a token of another variable or another context. A token is
 //!   consumed by `reset`: reusing it does not compile (see below).
-//!   *Checked by* `context/tests/vars.rs` (`resetting_an_older_token_restores_that_tokens_old_value`,
-//!   `token_made_in_a_copy_is_wrong_context_in_the_original`,
-//!   `wrong_var_wins_over_wrong_context`) and the `compile_fail` example below.
 //! * **S6 — every task runs in its own context, on any worker.** `spawn`
 //!   copies the spawner's context at spawn time; every poll enters it on
 //!   whichever worker runs the task and leaves that worker's context exactly
 //!   as it was; the future is dropped inside it too (completion, abort,
-//!   shutdown). `spawn_with_context(ctx, ..)` uses `ctx` itself.
-//!   *Checked by* `executor/tests/context.rs` (`child_sees_parent_values_at_spawn_time`,
-//!   `set_after_spawn_is_not_seen_by_child`, `worker_context_is_restored_after_each_poll`,
-//!   `future_dropped_on_abort_sees_its_own_context`,
-//!   `tasks_sharing_a_context_are_never_polled_concurrently`,
-//!   `migrating_tasks_read_only_their_own_values`, which asserts that
-//!   migrations happened), the loom models `loom-tests/tests/negative_control.rs`
-//!   (a scheduler with a plain thread-local *must* leak — loom finds it —
-//!   and with baton contexts it does not) and `executor/tests/loom_smoke.rs`
-//!   (the real runtime under loom), and this crate's `tests/tracing.rs`
-//!   (log lines of tasks that migrate between workers carry their own ids).
+//!   shutdown), and so are an output nobody awaits and the task's context.
+//!   `spawn_with_context(ctx, ..)` uses `ctx` itself.
 //! * **S7 — `block_on` isolates its caller.** `rt.block_on(fut)` runs `fut` in
 //!   a copy of the caller's context; the caller's context is unchanged after.
-//!   *Checked by* `executor/tests/context.rs` (`block_on_leaves_the_callers_context_untouched`).
 //! * **S8 — blocking work runs in an explicit copy.** `run_blocking(f)` runs
 //!   `f` on rayon inside a copy of the context current at the call
 //!   (`ctx.run_blocking(f)`: `ctx` itself); the rayon thread's own context is
@@ -222,26 +182,11 @@
 //!   while one waits; a panic in `f` resumes at the `.await`; the future
 //!   works under any executor. Work handed back to the runtime from inside
 //!   `f` (through a captured [`Handle`]) inherits `f`'s context.
-//!   *Checked by* `bridge/tests/offload.rs`, `bridge/tests/reentrancy.rs`
-//!   (forces rayon's re-entrant waits on a two-thread pool),
-//!   `bridge/tests/executors.rs` (`thousand_tasks_ten_thousand_concurrent_offloads_see_only_their_own_ids`,
-//!   and under tokio), the loom models in `loom-tests/tests/bridge_handoff.rs`,
-//!   the hand-off's unit tests under Miri (commands in `baton-bridge`'s
-//!   docs), and this crate's `tests/bridge_roundtrip.rs`.
 //! * **S9 — isolation.** From S1–S8: no value set in one task, context or
 //!   thread is observable in another except through a copy or an explicit
-//!   shared context. *Checked by* all of the above, and measured at scale by
-//!   the leak hunter, `cargo run --release -p baton-stress`: it simulates an
-//!   API gateway (each request a task binding its own request id and user,
-//!   then yielding, sleeping, spawning children, offloading to rayon,
-//!   running copies and resetting tokens), compares every read with what
-//!   S1–S9 allow, and exits non-zero on any leak. Its `--mode thread-local`
-//!   baseline must find leaks, so the check is not vacuous.
-//!
-//! What is not checked by a model: crossbeam-deque and rayon themselves
-//! cannot run under loom (stand-ins with the same interface take their
-//! place), and loom explores interleavings up to a preemption bound. See
-//! `loom-tests/README.md`.
+//!   shared context. The leak hunter, `cargo run --release -p baton-stress`,
+//!   measures it at scale, and its `--mode thread-local` baseline must find
+//!   leaks, so the check is not vacuous.
 //!
 //! A token cannot be reset twice — this does not compile:
 //!
