@@ -61,7 +61,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::{fmt, panic};
 
-use crate::sync::{Arc, AtomicUsize, Ordering, UnsafeCell};
+use baton_sync::{Arc, AtomicUsize, Ordering, UnsafeCell};
 
 const COMPLETE: usize = 1;
 const WAKER: usize = 2;
@@ -310,7 +310,7 @@ impl<R> fmt::Debug for BlockingTask<R> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(baton_loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize as StdAtomicUsize;

@@ -130,10 +130,12 @@
 //!
 //! The hand-off is pool-agnostic: [`BlockingJob`] is a job plus the
 //! completion end of its future, and `run_blocking` is
-//! `rayon::spawn(move || job.run())`. Under `--cfg loom` its atomics, cells
-//! and reference counts come from loom (through the `sync` facade), and the
-//! models in `loom-tests/` run jobs on loom threads standing in for rayon's.
-//! rayon itself is not modelled.
+//! `rayon::spawn(move || job.run())`. Under `--cfg baton_loom` its atomics,
+//! cells and reference counts come from loom (through the `baton-sync`
+//! facade), and the models in `loom-tests/` run jobs on loom threads standing
+//! in for rayon's. rayon itself is not modelled: under that cfg it still
+//! builds and runs as usual, but only the hand-off between a job and the
+//! future that awaits it is checked.
 //!
 //! `unsafe` lives in `handoff.rs` and in one reference cast in `scope.rs`;
 //! both modules' tests run under Miri:
@@ -158,7 +160,6 @@ mod job;
 mod join;
 mod offload;
 mod scope;
-mod sync;
 
 pub use handoff::BlockingTask;
 pub use install::{install, spawn};

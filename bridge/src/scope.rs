@@ -120,7 +120,7 @@ impl fmt::Debug for Scope<'_> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(baton_loom)))]
 mod tests {
     use baton_context::ContextVar;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -16,7 +16,7 @@
 //! code is the one checked afterwards. Each test runs in a child process with
 //! a deadline (see the context crate's `tests/soundness.rs`): an abort or a
 //! hang is a failed test, never a dead test binary.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::sync::mpsc;
 

@@ -23,7 +23,7 @@ use crate::id;
 use crate::lease::{Bindings, Loan};
 use crate::map::Map;
 use crate::state::{Access, EntryWord};
-use crate::sync::UnsafeCell;
+use baton_sync::UnsafeCell;
 
 /// A context stored inline, for executors that keep a task's context inside
 /// the task's own allocation: two words, no allocation.

@@ -50,7 +50,7 @@ use crate::error::ContextError;
 use crate::id;
 use crate::lease::{self, Bindings, Ledger};
 use crate::map::Map;
-use crate::sync::baton_thread_local;
+use baton_sync::baton_thread_local;
 
 /// A thread's current-context slot.
 ///
@@ -203,13 +203,13 @@ impl Current {
         // Under loom the read goes the long way, so that the model checker
         // sees every access to an entered context's cell; there, and with
         // debug assertions, the two ways are checked to agree.
-        #[cfg(loom)]
+        #[cfg(baton_loom)]
         {
             self.owner
                 .bindings(|map| assert!(map.ptr_eq(&self.view), "stale view"));
             self.owner.bindings(f)
         }
-        #[cfg(not(loom))]
+        #[cfg(not(baton_loom))]
         {
             #[cfg(debug_assertions)]
             self.owner

@@ -16,17 +16,17 @@
 //! The count is also what proves a handle *exclusive* ([`Handle::is_unique`]):
 //! a caller that holds the only handle by `&mut` may enter the context with
 //! plain loads and stores (`Attached::poll` does). Since that decides how a
-//! context is entered, the count comes from the `sync` facade, and the loom
+//! context is entered, the count comes from the `baton-sync` facade, and the loom
 //! model `context_exclusive` races it. Under loom the free list is off (every
 //! handle is a fresh allocation), so the models see plain allocations.
 
 use crate::cell::SharedCell;
-use crate::sync::{AtomicUsize, Ordering, fence};
+use baton_sync::{AtomicUsize, Ordering, fence};
 use std::ops::Deref;
 use std::ptr::NonNull;
 
 /// How many freed handles a thread keeps for reuse.
-#[cfg(not(loom))]
+#[cfg(not(baton_loom))]
 const POOL_CAP: usize = 32;
 
 struct Inner {
@@ -156,7 +156,7 @@ impl Drop for Handle {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(baton_loom))]
 mod pool {
     use super::*;
     use std::cell::Cell;
@@ -245,7 +245,7 @@ mod pool {
     }
 }
 
-#[cfg(loom)]
+#[cfg(baton_loom)]
 mod pool {
     use super::*;
 

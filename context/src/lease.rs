@@ -90,7 +90,7 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use crate::map::Map;
-use crate::sync::{AtomicIsize, Ordering, UnsafeCell, baton_thread_local};
+use baton_sync::{AtomicIsize, Ordering, UnsafeCell, baton_thread_local};
 
 /// Added to `balance` when a lease is closed: far above any number of loans.
 const CLOSED: isize = 1 << 62;
@@ -434,13 +434,13 @@ fn take_back(lease: NonNull<Lease>) -> bool {
 }
 
 /// This thread's ledger: its open lease's address (if any) and `lent`.
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(baton_loom)))]
 pub(crate) fn ledger() -> (Option<usize>, usize) {
     let now = LEDGER.with(Cell::get);
     (now.lease.map(|lease| lease.as_ptr() as usize), now.lent)
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(baton_loom)))]
 mod tests {
     //! The ledger's bookkeeping, and that every lent value is dropped exactly
     //! once, whichever way its loans come back.

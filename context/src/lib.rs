@@ -89,9 +89,15 @@
 //! 5. **The API** — `context.rs`, `var.rs`, `token.rs`, `attach.rs`,
 //!    `error.rs`.
 //!
-//! `id.rs` hands out unique identities; `sync.rs` is the std/loom facade.
-//! Under `--cfg loom`, the atomics, the cells and the thread-locals come from
-//! loom, so the models in `loom-tests/` check this code itself.
+//! `id.rs` hands out unique identities. Every primitive comes from the
+//! `baton-sync` facade: under `--cfg baton_loom`, the atomics, the cells and
+//! the thread-locals come from loom, so the models in `loom-tests/` check
+//! this code itself. Two things deliberately stay on `std` under loom,
+//! because they are data, not protocol: the reference counts of the
+//! persistent map's nodes (an ordinary `std::sync::Arc`), and the counters
+//! that hand out unique ids. (A `Context` handle's count is protocol — it
+//! decides whether a context may be entered without a compare-and-swap — and
+//! comes from the facade.)
 
 #![warn(missing_docs)]
 
@@ -105,7 +111,6 @@ mod id;
 mod lease;
 mod map;
 mod state;
-mod sync;
 mod token;
 mod var;
 

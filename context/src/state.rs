@@ -77,7 +77,7 @@
 //! entering one context, and readers against a publishing writer.
 
 use crate::error::ContextError;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering, spin_wait};
+use baton_sync::{AtomicU64, AtomicUsize, Ordering, spin_wait};
 
 const ENTERED: u64 = 1;
 const SHARED: u64 = 2;

@@ -7,12 +7,12 @@
 use std::cell::Cell;
 use std::task::{Context, Poll};
 
-use crate::sync::executor_thread_local;
+use baton_sync::baton_thread_local;
 
 /// Operations per poll.
 pub(crate) const BUDGET: u8 = 128;
 
-executor_thread_local! {
+baton_thread_local! {
     static CURRENT: Cell<Option<u8>> = Cell::new(None);
 }
 

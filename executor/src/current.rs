@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use crate::scheduler::Shared;
 use crate::scheduler::worker;
-use crate::sync::executor_thread_local;
+use baton_sync::baton_thread_local;
 
-executor_thread_local! {
+baton_thread_local! {
     static BLOCK_ON: Cell<*const Arc<Shared>> = Cell::new(ptr::null());
 }
 

@@ -47,10 +47,15 @@
 //!   [`sleep_until`], [`timeout`].
 //! * [`TaskGroup`] (`group.rs`), [`Metrics`], [`Runtime`], [`Builder`],
 //!   [`Handle`], [`yield_now`].
-//! * `sync.rs` — every primitive, std/parking_lot or loom's under
-//!   `--cfg loom`; under loom the run queues are a `Mutex<VecDeque>`
-//!   stand-in (crossbeam-deque cannot run under loom), so the loom models
+//! * Every primitive (atomics, cells, mutexes, condition variables,
+//!   thread-locals, threads) comes from the `baton-sync` facade:
+//!   std/parking_lot normally, loom's under `--cfg baton_loom`. Under that
+//!   cfg the run queues are a `Mutex<VecDeque>` stand-in
+//!   (`scheduler/queue.rs`; crossbeam-deque cannot run under loom, and the
+//!   cfg is baton's own, so crossbeam builds as usual), so the loom models
 //!   check the scheduler protocol and task state machine, not crossbeam.
+//!   The task `Arc`s and the clock (`std::time::Instant`) stay on `std`:
+//!   loom models use no timers.
 //!
 //! # Testing hooks
 //!
@@ -73,7 +78,6 @@ mod metrics;
 mod runtime;
 mod scheduler;
 mod spawn;
-mod sync;
 mod task;
 mod time;
 mod yield_now;

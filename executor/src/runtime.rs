@@ -13,8 +13,8 @@ use crate::handle::Handle;
 use crate::metrics::Metrics;
 use crate::scheduler::Shared;
 use crate::scheduler::worker::{Mode, Worker};
-use crate::sync::{Condvar, Mutex, thread};
 use crate::task::JoinHandle;
+use baton_sync::{Condvar, Mutex, thread};
 
 /// A work-stealing runtime whose tasks carry their own context.
 ///
@@ -264,11 +264,11 @@ impl fmt::Debug for Runtime {
 }
 
 fn num_workers() -> usize {
-    #[cfg(loom)]
+    #[cfg(baton_loom)]
     {
         2
     }
-    #[cfg(not(loom))]
+    #[cfg(not(baton_loom))]
     {
         num_cpus::get().max(1)
     }

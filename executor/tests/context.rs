@@ -1,5 +1,5 @@
 //! S6 / S7: how contexts flow into tasks and `block_on`.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

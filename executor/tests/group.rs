@@ -1,5 +1,5 @@
 //! TaskGroup: structured concurrency.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

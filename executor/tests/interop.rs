@@ -1,5 +1,5 @@
 //! The runtime runs any std `Future`.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::time::Duration;
 

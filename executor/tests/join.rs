@@ -1,6 +1,6 @@
 //! JoinHandle semantics: output, panic, abort before / while / after
 //! running, detach.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! A smoke model showing how the loom models drive a runtime with the
-//! testing hooks (compiled only with `RUSTFLAGS="--cfg loom"`).
-#![cfg(loom)]
+//! testing hooks (compiled only with `RUSTFLAGS="--cfg baton_loom"`).
+#![cfg(baton_loom)]
 
 use baton_context::ContextVar;
 use baton_executor::{Builder, yield_now};

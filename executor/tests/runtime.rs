@@ -1,5 +1,5 @@
 //! The runtime: scale, misuse, shutdown, metrics, builder.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //!
 //! Each test runs in a child process with a deadline (see the context
 //! crate's `tests/soundness.rs`): a hang is a failed test.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::future::{Future, pending};
 use std::pin::Pin;

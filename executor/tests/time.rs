@@ -1,5 +1,5 @@
 //! Timers: ordering, never before the deadline, timeout both ways.
-#![cfg(not(loom))]
+#![cfg(not(baton_loom))]
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

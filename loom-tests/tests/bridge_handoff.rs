@@ -6,7 +6,7 @@
 //! protocol in `bridge/src/handoff.rs`: the result racing the registration of
 //! the waker, a panicking job, and the future dropped while the job runs. The
 //! pool thread's own context must be exactly as before after every job.
-#![cfg(loom)]
+#![cfg(baton_loom)]
 
 mod support;
 

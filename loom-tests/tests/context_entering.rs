@@ -1,8 +1,8 @@
 //! Model 1: entering a context, and reading it from other threads.
 //!
-//! Runs `baton-context`'s real code: under `--cfg loom` its state word, its
-//! map cell and its per-thread current context are loom's.
-#![cfg(loom)]
+//! Runs `baton-context`'s real code: under `--cfg baton_loom` its state word,
+//! its map cell and its per-thread current context are loom's.
+#![cfg(baton_loom)]
 
 use baton_context::{Context, ContextVar};
 use loom::sync::Arc;

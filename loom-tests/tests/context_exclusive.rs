@@ -10,7 +10,7 @@
 //! two threads, and checks that the polls see the run's write and never
 //! touch the map cell without being ordered after it (a Relaxed count is
 //! caught: mutation-checked).
-#![cfg(loom)]
+#![cfg(baton_loom)]
 
 use std::future::poll_fn;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -8,7 +8,7 @@
 //! it was made with and that the value is dropped exactly once, when the last
 //! holder lets go: never early (a use after free would read a dropped value),
 //! never twice, never leaked.
-#![cfg(loom)]
+#![cfg(baton_loom)]
 
 use std::sync::Arc;
 

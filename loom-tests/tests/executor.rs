@@ -4,9 +4,9 @@
 //! are run on loom threads through the testing hooks
 //! (`Runtime::run_worker_until_idle`, `Runtime::run_worker`), so loom explores
 //! the real scheduler, task state machine, wake-ups, parking and shutdown.
-//! Under `--cfg loom` the run queues are the `Mutex<VecDeque>` stand-in (see
+//! Under `--cfg baton_loom` the run queues are the `Mutex<VecDeque>` stand-in (see
 //! the README: crossbeam-deque itself is not modelled).
-#![cfg(loom)]
+#![cfg(baton_loom)]
 
 mod support;
 

@@ -8,7 +8,7 @@
 //! interleaving where another task ran on the same thread in between and
 //! overwrote the id — so the check can fail. With baton's contexts the same
 //! scheduler passes.
-#![cfg(loom)]
+#![cfg(baton_loom)]
 
 use std::cell::Cell;
 use std::collections::VecDeque;

@@ -1,7 +1,7 @@
 //! Who is parked, who is searching: the counters of the parking protocol
 //! described in `README.md` next to this file.
 
-use crate::sync::{AtomicUsize, Mutex, Ordering};
+use baton_sync::{AtomicUsize, Mutex, Ordering};
 
 const SEARCH_MASK: usize = 0xFFFF;
 const UNPARK_ONE: usize = 1 << 16;

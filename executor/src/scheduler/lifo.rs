@@ -26,8 +26,8 @@
 
 use std::ptr::{self, NonNull};
 
-use crate::sync::{AtomicPtr, Ordering};
 use crate::task::{Notified, RawTask};
+use baton_sync::{AtomicPtr, Ordering};
 
 /// A worker's LIFO slot: empty, or one `Notified` (see the module docs).
 pub(super) struct LifoSlot(AtomicPtr<()>);
@@ -110,13 +110,13 @@ impl Drop for LifoSlot {
     }
 }
 
-/// The hand-off in loom (`RUSTFLAGS="--cfg loom" cargo test -p
+/// The hand-off in loom (`RUSTFLAGS="--cfg baton_loom" cargo test -p
 /// baton-executor --lib lifo`): the owner's `take` races a rescuer's
 /// `peek` and `rescue`, with the owner's next `put` after it; every task
 /// reference ends up with exactly one of them (the count below would be off
 /// for a lost or a duplicated one; a duplicated one would also drop the
 /// task's reference twice).
-#[cfg(all(test, loom))]
+#[cfg(all(test, baton_loom))]
 mod loom_model {
     use super::LifoSlot;
     use crate::Builder;

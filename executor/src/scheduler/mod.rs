@@ -21,9 +21,9 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use crate::metrics::Metrics;
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, fence};
 use crate::task::{Notified, OwnedTasks};
 use crate::time::Driver;
+use baton_sync::{AtomicBool, AtomicU64, Mutex, Ordering, fence};
 use idle::Idle;
 use lifo::LifoSlot;
 use park::{Park, WorkerParker};

@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use crate::sync::{AtomicUsize, Condvar, Mutex, Ordering};
+use baton_sync::{AtomicUsize, Condvar, Mutex, Ordering};
 
 /// A sleeping place for one thread.
 ///
@@ -110,7 +110,7 @@ impl Park for Parker {
             {
                 return;
             }
-            let timed_out = deadline.is_some_and(|d| cfg!(loom) || Instant::now() >= d);
+            let timed_out = deadline.is_some_and(|d| cfg!(baton_loom) || Instant::now() >= d);
             if timed_out {
                 // Give up waiting (consuming a notification that raced in).
                 match self.state.swap(EMPTY, Ordering::SeqCst) {

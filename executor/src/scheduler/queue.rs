@@ -1,15 +1,16 @@
 //! The run queues: a thin wrapper over crossbeam-deque (a FIFO `Worker` per
-//! worker, its `Stealer`s, and the global `Injector`), and under `--cfg loom`
-//! a `Mutex<VecDeque>` stand-in with the same interface, because
-//! crossbeam-deque's own atomics cannot run under loom. The loom models
-//! therefore check the scheduler's protocol (parking, wake-ups, stealing
+//! worker, its `Stealer`s, and the global `Injector`), and under
+//! `--cfg baton_loom` a `Mutex<VecDeque>` stand-in with the same interface, because
+//! crossbeam-deque's own atomics cannot run under loom. (The cfg is baton's
+//! own, so crossbeam-deque itself builds as usual under it; it is this
+//! module that chooses the stand-in.) The loom models therefore check the scheduler's protocol (parking, wake-ups, stealing
 //! hand-offs), not crossbeam-deque itself.
 //!
 //! Miri also uses the stand-in: crossbeam-epoch's integer-to-pointer casts
 //! trip Stacked Borrows, and Miri is here to check *this* crate's unsafe
 //! code (crossbeam is checked by its own test suite).
 
-#[cfg(not(any(loom, miri)))]
+#[cfg(not(any(baton_loom, miri)))]
 mod imp {
     use crossbeam_deque::Steal;
 
@@ -82,12 +83,12 @@ mod imp {
     }
 }
 
-#[cfg(any(loom, miri))]
+#[cfg(any(baton_loom, miri))]
 mod imp {
     use std::collections::VecDeque;
     use std::sync::Arc;
 
-    use crate::sync::Mutex;
+    use baton_sync::Mutex;
 
     pub(in crate::scheduler) struct Local<T>(Arc<Mutex<VecDeque<T>>>);
     pub(in crate::scheduler) struct Stealer<T>(Arc<Mutex<VecDeque<T>>>);

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crate::scheduler::Shared;
 use crate::scheduler::worker::{self, Worker};
-use crate::sync::Ordering;
 use crate::task::{JoinHandle, Notified, Schedule, Task, TaskContext};
+use baton_sync::Ordering;
 
 impl Schedule for Shared {
     #[inline]

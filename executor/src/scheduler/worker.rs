@@ -15,10 +15,10 @@ use crate::scheduler::Shared;
 use crate::scheduler::lifo::LifoSlot;
 use crate::scheduler::park::Park;
 use crate::scheduler::queue::Local;
-use crate::sync::{Ordering, executor_thread_local, fence};
 use crate::task::{NO_WORKER, Notified, RawTask, worker_id};
+use baton_sync::{Ordering, baton_thread_local, fence};
 
-executor_thread_local! {
+baton_thread_local! {
     static CURRENT: Cell<*const Worker> = Cell::new(ptr::null());
 }
 
@@ -284,7 +284,7 @@ impl Worker {
     /// picked up without a futex sleep here and a futex wake on the
     /// spawner's side. Bounded, so an idle runtime still parks at once.
     fn spin_for_work(&self) -> bool {
-        if cfg!(loom) || self.shared.remotes.len() == 1 {
+        if cfg!(baton_loom) || self.shared.remotes.len() == 1 {
             return false;
         }
         for _ in 0..SPIN_ROUNDS {
@@ -436,6 +436,6 @@ impl Worker {
 
 /// A counter written only by its worker: a load and a store, no RMW.
 #[inline]
-fn bump(counter: &crate::sync::AtomicU64) {
+fn bump(counter: &baton_sync::AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }

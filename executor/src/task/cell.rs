@@ -10,9 +10,9 @@ use std::task::{Context as TaskCx, Poll};
 
 use baton_context::{Context, ContextCell, ContextError};
 
-use crate::sync::UnsafeCell;
 use crate::task::join::JoinError;
 use crate::task::raw::{Header, RawTask, Vtable};
+use baton_sync::UnsafeCell;
 
 /// Where a task runs: its own embedded copy of the spawner's context
 /// (`spawn`), or a shared `Context` (`spawn_with_context`).

@@ -493,9 +493,21 @@ where
                     // Give up: the task is leaked, RUNNING forever.
                     return;
                 }
-                crate::sync::backoff_sleep(backoff);
+                backoff_sleep(backoff);
                 backoff = (backoff * 2).min(std::time::Duration::from_millis(1));
             }
         }
     }
+}
+
+/// Sleeps the thread for a short back-off (under `baton_loom`: yields to the
+/// model checker, as loom has no clock).
+fn backoff_sleep(duration: std::time::Duration) {
+    #[cfg(baton_loom)]
+    {
+        let _ = duration;
+        baton_sync::thread::yield_now();
+    }
+    #[cfg(not(baton_loom))]
+    std::thread::sleep(duration);
 }

@@ -19,12 +19,12 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::Mutex;
 use crate::task::cell::TaskContext;
 use crate::task::harness;
 use crate::task::join::JoinHandle;
 use crate::task::raw::{Pointers, RawTask};
 use crate::task::schedule::{Notified, Schedule, Task};
+use baton_sync::Mutex;
 
 struct Shard {
     head: Option<RawTask>,

@@ -185,7 +185,7 @@
 //!
 //! `tests/` drives the real task code with a fake [`Schedule`] that only
 //! records what it is handed: the unit tests (run under Miri too) and, with
-//! `--cfg loom`, the loom models in `tests/loom.rs` (a wake racing the end
+//! `--cfg baton_loom`, the loom models in `tests/loom.rs` (a wake racing the end
 //! of a poll, abort racing completion, a `JoinHandle` drop racing
 //! completion). The loom models in `loom-tests/` check the same protocol
 //! through the whole runtime.

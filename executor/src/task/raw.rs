@@ -9,8 +9,8 @@ use std::ptr::NonNull;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::sync::UnsafeCell;
 use crate::task::state::State;
+use baton_sync::UnsafeCell;
 
 /// The type-erased head of every task allocation: `repr(C)` and first in
 /// the cell (`cell.rs`), so a pointer to it is also a pointer to the whole
@@ -279,7 +279,7 @@ impl RawTask {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(baton_loom)))]
 mod tests {
     use super::*;
 

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::sync::{AtomicU64, Ordering};
+use baton_sync::{AtomicU64, Ordering};
 
 pub(super) const RUNNING: u64 = 0b00_0001;
 pub(super) const COMPLETE: u64 = 0b00_0010;
@@ -437,7 +437,7 @@ impl State {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(baton_loom)))]
 mod tests {
     use super::*;
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::sync::{Condvar, Mutex, thread};
+use baton_sync::{Condvar, Mutex, thread};
 
 /// Identifies one registered timer.
 pub(crate) type Key = (Instant, u64);

@@ -3,7 +3,7 @@
 //! them. Run with
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+//! RUSTFLAGS="--cfg baton_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
 //!     cargo test -p baton-executor --release --lib task::tests::loom
 //! ```
 //!
@@ -19,7 +19,7 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::thread;
 
 use super::{DropCount, FakeScheduler, poll_once};
-use crate::sync::Mutex;
+use baton_sync::Mutex;
 
 /// (a) A wake from another thread races a poll that returns `Pending`:
 /// the task is re-scheduled exactly once if the wake came after the poll
@@ -104,7 +104,7 @@ fn abort_racing_completion_is_observed_once() {
         // that found it complete did nothing.
         assert_eq!(sched.run_all(), 0);
         assert_eq!(future_drops.load(Ordering::SeqCst), 1);
-        let mut handle = Arc::try_unwrap(handle).ok().expect("one handle");
+        let mut handle = Arc::try_unwrap(handle).unwrap_or_else(|_| panic!("one handle"));
         match poll_once(&mut handle) {
             Poll::Ready(Ok(output)) => {
                 assert_eq!(output_drops.load(Ordering::SeqCst), 0);

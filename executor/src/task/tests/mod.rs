@@ -11,12 +11,12 @@ use std::task::{Context as TaskCx, Poll, Waker};
 
 use baton_context::ContextCell;
 
-use crate::sync::{AtomicUsize, Mutex, Ordering};
 use crate::task::join::{JoinError, JoinHandle};
 use crate::task::list::OwnedTasks;
 use crate::task::schedule::{Notified, Schedule, Task};
+use baton_sync::{AtomicUsize, Mutex, Ordering};
 
-#[cfg(loom)]
+#[cfg(baton_loom)]
 mod loom;
 
 /// A scheduler that runs nothing by itself: scheduled, yielded and
@@ -99,11 +99,13 @@ impl FakeScheduler {
         self.completed.load(Ordering::SeqCst)
     }
 
+    #[cfg(not(baton_loom))]
     pub(super) fn yielded(&self) -> usize {
         self.yielded.load(Ordering::SeqCst)
     }
 
     /// Shuts every task down and drops the queued references.
+    #[cfg(not(baton_loom))]
     pub(super) fn shutdown(&self) {
         self.owned.close_and_shutdown_all(None);
         drop(std::mem::take(&mut *self.queue.lock()));
@@ -126,11 +128,13 @@ impl Drop for DropCount {
 
 /// Returns `Pending` (and wakes itself by reference) `n` times, then
 /// `Ready(output)`.
+#[cfg(not(baton_loom))]
 pub(super) struct YieldThen<T> {
     pub(super) n: usize,
     pub(super) output: Option<T>,
 }
 
+#[cfg(not(baton_loom))]
 impl<T: Unpin> Future for YieldThen<T> {
     type Output = T;
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskCx<'_>) -> Poll<T> {
@@ -143,14 +147,14 @@ impl<T: Unpin> Future for YieldThen<T> {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(baton_loom))]
 mod unit {
     use std::mem::size_of;
 
     use super::*;
-    use crate::sync::UnsafeCell;
     use crate::task::cell::{Cell, Head, Stage};
     use crate::task::state::ToRunning;
+    use baton_sync::UnsafeCell;
 
     struct Fut64([u64; 8]);
     impl Future for Fut64 {
