@@ -150,11 +150,11 @@ impl<R> Completer<R> {
             return shared.outcome.with_mut(|slot| unsafe { (*slot).take() });
         }
         if prev & WAKER != 0 {
-            // SAFETY: WAKER was set when we set COMPLETE, so the task will
-            // not write the waker slot again (its clearing CAS fails on
-            // COMPLETE); both of us only read it from now on. Acquire above
-            // pairs with the Release that published the waker.
             shared.waker.with(|waker| {
+                // SAFETY: WAKER was set when we set COMPLETE, so the task
+                // will not write the waker slot again (its clearing CAS fails
+                // on COMPLETE); both of us only read it from now on. Acquire
+                // above pairs with the Release that published the waker.
                 if let Some(waker) = unsafe { &*waker } {
                     waker.wake_by_ref();
                 }
@@ -227,8 +227,8 @@ impl<R> BlockingTask<R> {
             return true;
         }
         if state & WAKER != 0 {
-            // SAFETY: while WAKER is set both parties only read the slot.
             let same = shared.waker.with(|slot| {
+                // SAFETY: while WAKER is set both parties only read the slot.
                 unsafe { &*slot }
                     .as_ref()
                     .is_some_and(|stored| stored.will_wake(waker))

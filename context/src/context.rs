@@ -222,10 +222,11 @@ impl Context {
     /// default (like indexing Python's `Context` mapping).
     pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &ContextVar<T>) -> Option<T> {
         let key = var.key();
-        // SAFETY (downcast): the map holds values of type T under `var`'s key.
-        self.bindings()
-            .get(key)
-            .map(|value| unsafe { downcast::<T>(value) }.clone())
+        self.bindings().get(key).map(|value| {
+            // SAFETY: (downcast) the map holds values of type T under
+            // `var`'s key.
+            unsafe { downcast::<T>(value) }.clone()
+        })
     }
 
     /// Whether `var` is bound in this context.

@@ -184,9 +184,11 @@ impl Lease {
         // `Box::leak` in `open`. The reference is taken out through the cell
         // so that loom checks this access against the closer's write.
         let lease = unsafe { Box::from_raw(lease.as_ptr()) };
-        let own = lease
-            .own
-            .with_mut(|slot| unsafe { std::mem::take(&mut *slot) });
+        let own = lease.own.with_mut(|slot| {
+            // SAFETY: as above, nobody else can reach the lease, so nobody
+            // else touches its slot.
+            unsafe { std::mem::take(&mut *slot) }
+        });
         drop(lease);
         drop(own);
     }

@@ -66,11 +66,11 @@ impl<T: Any> Token<T> {
     /// The value the variable had before the `set`; `None` if it was unbound
     /// (Python's `Token.MISSING`).
     pub fn old_value(&self) -> Option<&T> {
-        // SAFETY (downcast): the token was made by a `ContextVar<T>` from the
-        // value that variable had bound, which is a `T`.
-        self.old
-            .as_ref()
-            .map(|value| unsafe { downcast::<T>(value) })
+        self.old.as_ref().map(|value| {
+            // SAFETY: (downcast) the token was made by a `ContextVar<T>` from
+            // the value that variable had bound, which is a `T`.
+            unsafe { downcast::<T>(value) }
+        })
     }
 
     /// The name of the variable that made this token.

@@ -103,10 +103,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         T: Clone,
     {
         let key = self.key();
-        // SAFETY (downcast): values bound under this variable's key are `T`s.
         let bound = current::with_map(|map| {
-            map.get(key)
-                .map(|value| unsafe { downcast::<T>(value) }.clone())
+            map.get(key).map(|value| {
+                // SAFETY: (downcast) values bound under this variable's key
+                // are `T`s.
+                unsafe { downcast::<T>(value) }.clone()
+            })
         });
         match bound {
             Some(value) => Some(value),
@@ -122,10 +124,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         T: Clone,
     {
         let key = self.key();
-        // SAFETY (downcast): values bound under this variable's key are `T`s.
         current::with_map(|map| {
-            map.get(key)
-                .map(|value| unsafe { downcast::<T>(value) }.clone())
+            map.get(key).map(|value| {
+                // SAFETY: (downcast) values bound under this variable's key
+                // are `T`s.
+                unsafe { downcast::<T>(value) }.clone()
+            })
         })
         .unwrap_or(default)
     }
@@ -138,8 +142,12 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         let key = self.key();
         let bound: Option<Value> = current::with_map(|map| map.get(key).cloned());
         match bound {
-            // SAFETY (downcast): values bound under this variable's key are `T`s.
-            Some(value) => f(Some(unsafe { downcast::<T>(&value) })),
+            Some(value) => {
+                // SAFETY: (downcast) values bound under this variable's key
+                // are `T`s.
+                let typed = unsafe { downcast::<T>(&value) };
+                f(Some(typed))
+            }
             None => match &self.default {
                 Default::None => f(None),
                 Default::Value(value) => f(Some(value)),
