@@ -56,7 +56,7 @@ use baton::{ContextVar, Runtime, TaskGroup, copy_context, sleep, yield_now};
 
 /// An incoming request.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     /// Arrival number, from the accept loop.
     pub n: u32,
     /// The path asked for.
@@ -67,7 +67,7 @@ pub struct Request {
 
 /// The gateway's answer.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Response {
+pub(crate) struct Response {
     /// The id the middleware gave the request.
     pub request_id: String,
     /// HTTP status.
@@ -78,7 +78,7 @@ pub struct Response {
 
 /// An authenticated user.
 #[derive(Debug)]
-pub struct User {
+pub(crate) struct User {
     /// Login name.
     pub name: &'static str,
     /// Whether the user may see every account.
@@ -90,7 +90,7 @@ static CURRENT_USER: ContextVar<Arc<User>> = ContextVar::new("current_user");
 
 /// `str(uuid.uuid4())[:8]`, made reproducible: eight hex digits derived from
 /// the arrival number.
-pub fn short_id(n: u32) -> String {
+pub(crate) fn short_id(n: u32) -> String {
     let mixed = u64::from(n)
         .wrapping_add(1)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -177,7 +177,7 @@ mod db {
 
     /// The accounts the current user may see: the data layer reads the
     /// user from the context, like a row-level security policy.
-    pub async fn accounts() -> Vec<String> {
+    pub(super) async fn accounts() -> Vec<String> {
         // The database call: other requests run meanwhile, on this thread
         // or others; this one may resume on another worker.
         sleep(Duration::from_millis(2)).await;
@@ -219,7 +219,7 @@ async fn context_var_handler(auth: Option<&'static str>) -> String {
 }
 
 /// The requests the gateway serves: three users, a bad token and no token.
-pub fn requests() -> Vec<Request> {
+pub(crate) fn requests() -> Vec<Request> {
     let paths = ["/accounts", "/orders", "/profile"];
     let auths = [
         Some("token-alice"),
@@ -238,7 +238,7 @@ pub fn requests() -> Vec<Request> {
 }
 
 /// Runs the story and writes what it prints to `out`.
-pub fn run(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn run(out: &mut impl Write) -> io::Result<()> {
     let rt = Runtime::new();
 
     // Two requests on one thread, the first authenticated, the second not.

@@ -47,7 +47,7 @@ async fn child_task() -> String {
 }
 
 /// Runs the program and writes what it prints to `out`.
-pub fn run(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn run(out: &mut impl Write) -> io::Result<()> {
     let rt = Runtime::new();
     let lines = rt.block_on(async {
         let mut lines = Vec::new();

@@ -164,7 +164,7 @@ async fn process_task(task_name: &'static str) -> String {
 }
 
 /// Runs the three parts and writes what they print to `out`.
-pub fn run(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn run(out: &mut impl Write) -> io::Result<()> {
     let rt = Runtime::new();
 
     writeln!(out, "-- a global, two interleaved requests:")?;

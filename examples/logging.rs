@@ -34,11 +34,11 @@ use baton::{ContextVar, Runtime, TaskGroup, sleep, yield_now};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The trace id of the current request.
-pub static TRACE_ID: ContextVar<String> =
+pub(crate) static TRACE_ID: ContextVar<String> =
     ContextVar::with_default_fn("trace_id", || "no-trace".to_string());
 
 /// `str(uuid.uuid4())`, made reproducible: derived from the request number.
-pub fn trace_id_for(n: u32) -> String {
+pub(crate) fn trace_id_for(n: u32) -> String {
     let x = u64::from(n)
         .wrapping_add(1)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -69,7 +69,7 @@ async fn do_work(n: u32) {
 }
 
 /// Serves `requests` concurrent requests on a multi-worker runtime.
-pub fn serve(requests: u32) {
+pub(crate) fn serve(requests: u32) {
     tracing::info!("serving {requests} requests");
     Runtime::new().block_on(async {
         let mut group = TaskGroup::new();
@@ -109,7 +109,7 @@ where
 /// # Panics
 ///
 /// If a subscriber or logger is already installed.
-pub fn install<W>(writer: W)
+pub(crate) fn install<W>(writer: W)
 where
     W: for<'a> MakeWriter<'a> + Clone + Send + Sync + 'static,
 {

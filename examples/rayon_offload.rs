@@ -110,7 +110,7 @@ async fn handler() -> Vec<String> {
 }
 
 /// Runs the program and writes what it prints to `out`.
-pub fn run(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn run(out: &mut impl Write) -> io::Result<()> {
     for line in Runtime::new().block_on(handler()) {
         writeln!(out, "{line}")?;
     }

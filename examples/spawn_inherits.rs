@@ -63,7 +63,7 @@ async fn copy_at_spawn_time() -> Vec<String> {
 }
 
 /// Runs the program and writes what it prints to `out`.
-pub fn run(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn run(out: &mut impl Write) -> io::Result<()> {
     let rt = Runtime::new();
     let lines = rt.block_on(async {
         // asyncio.gather: each coroutine in its own task. A TaskGroup gives

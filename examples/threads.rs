@@ -65,7 +65,7 @@ fn start(name: &str, f: impl FnOnce() -> String + Send + 'static) -> String {
 }
 
 /// Runs the program and writes what it prints to `out`.
-pub fn run(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn run(out: &mut impl Write) -> io::Result<()> {
     let lines = Runtime::new().block_on(async {
         // Run in async context (awaited directly, so its set stays in
         // main's context, as in Python).

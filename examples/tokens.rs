@@ -38,7 +38,7 @@ use baton::{Context, ContextError, ContextVar, Runtime, yield_now};
 
 /// A value of a Python dict, as the program uses them.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Py {
+pub(crate) enum Py {
     /// `True` / `False`.
     Bool(bool),
     /// A string.
@@ -47,7 +47,7 @@ pub enum Py {
 
 /// A small Python dict: keys in insertion order, printed as Python does.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Dict(Vec<(&'static str, Py)>);
+pub(crate) struct Dict(Vec<(&'static str, Py)>);
 
 impl fmt::Display for Dict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,7 +104,7 @@ fn careful_handler(name: &'static str) -> String {
 }
 
 /// Runs the program and writes what it prints to `out`.
-pub fn run(out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn run(out: &mut impl Write) -> io::Result<()> {
     // Get the default.
     writeln!(out, "{}", user())?;
     // Set a new value.

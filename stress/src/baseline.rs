@@ -26,7 +26,7 @@ fn cell(var: Var) -> &'static std::thread::LocalKey<Cell<Option<u64>>> {
 }
 
 /// The calling thread's values.
-pub fn read() -> Snapshot {
+pub(crate) fn read() -> Snapshot {
     Snapshot {
         id: REQUEST_ID.with(Cell::get),
         user: USER.with(Cell::get),
@@ -35,6 +35,6 @@ pub fn read() -> Snapshot {
 }
 
 /// Stores `value` in the calling thread's cell of `var`; returns the old one.
-pub fn set(var: Var, value: Option<u64>) -> Option<u64> {
+pub(crate) fn set(var: Var, value: Option<u64>) -> Option<u64> {
     cell(var).with(|c| c.replace(value))
 }

@@ -15,7 +15,7 @@ use crate::vars::{Snapshot, Var};
 
 /// Who made an observation, for leak descriptions.
 #[derive(Debug, Clone, Copy)]
-pub enum Who {
+pub(crate) enum Who {
     /// A request task.
     Request(u64),
     /// Child `n` of a request.
@@ -48,7 +48,7 @@ const SAMPLE_WINDOW: u64 = 100_000;
 
 /// Counters shared by the whole run.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Observations checked.
     pub observations: AtomicU64,
     /// Observations that did not match.
@@ -78,7 +78,7 @@ pub struct Stats {
 
 impl Stats {
     /// Counters that keep the first `max_samples` problem descriptions.
-    pub fn new(max_samples: usize) -> Stats {
+    pub(crate) fn new(max_samples: usize) -> Stats {
         let stats = Stats::default();
         stats.max_samples.store(max_samples as u64, Relaxed);
         stats
@@ -86,13 +86,13 @@ impl Stats {
 
     /// Records a leak observed at `site`, described by `describe` (called
     /// only for the first few).
-    pub fn leak(&self, site: &'static str, describe: impl FnOnce() -> String) {
+    pub(crate) fn leak(&self, site: &'static str, describe: impl FnOnce() -> String) {
         let before = self.leaks.fetch_add(1, Relaxed);
         self.sample(before, site, describe);
     }
 
     /// Records a failure that is not a leak.
-    pub fn fail(&self, describe: impl FnOnce() -> String) {
+    pub(crate) fn fail(&self, describe: impl FnOnce() -> String) {
         let before = self.failures.fetch_add(1, Relaxed);
         self.sample(before, "", || format!("FAILURE: {}", describe()));
     }
@@ -117,13 +117,13 @@ impl Stats {
     }
 
     /// The problem descriptions kept so far.
-    pub fn samples(&self) -> Vec<String> {
+    pub(crate) fn samples(&self) -> Vec<String> {
         let samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         samples.iter().map(|(_, d)| d.clone()).collect()
     }
 
     /// Counts one more live request and updates the peak.
-    pub fn enter_live(&self) {
+    pub(crate) fn enter_live(&self) {
         let now = self.live.fetch_add(1, Relaxed) + 1;
         self.peak_live.fetch_max(now, Relaxed);
     }
@@ -132,7 +132,7 @@ impl Stats {
 /// Counts observations locally and adds them to [`Stats`] when dropped
 /// (also when the owning future is aborted or unwinds), so that hundreds of
 /// thousands of tasks do not all hit one shared counter per read.
-pub struct Checker {
+pub(crate) struct Checker {
     stats: &'static Stats,
     who: Who,
     observed: u64,
@@ -140,7 +140,7 @@ pub struct Checker {
 
 impl Checker {
     /// A checker for `who`'s observations.
-    pub fn new(stats: &'static Stats, who: Who) -> Checker {
+    pub(crate) fn new(stats: &'static Stats, who: Who) -> Checker {
         Checker {
             stats,
             who,
@@ -149,7 +149,13 @@ impl Checker {
     }
 
     /// One observation of `var`: `got` must equal `expected`.
-    pub fn value(&mut self, site: &'static str, var: Var, expected: Option<u64>, got: Option<u64>) {
+    pub(crate) fn value(
+        &mut self,
+        site: &'static str,
+        var: Var,
+        expected: Option<u64>,
+        got: Option<u64>,
+    ) {
         self.observed += 1;
         if expected != got {
             let who = self.who;
@@ -165,7 +171,7 @@ impl Checker {
     }
 
     /// Observes all three variables.
-    pub fn snapshot(&mut self, site: &'static str, expected: Snapshot, got: Snapshot) {
+    pub(crate) fn snapshot(&mut self, site: &'static str, expected: Snapshot, got: Snapshot) {
         for var in [Var::Id, Var::User, Var::Step] {
             self.value(site, var, expected.get(var), got.get(var));
         }
@@ -173,7 +179,7 @@ impl Checker {
 
     /// One observation of a yes/no property (e.g. "the pool thread's context
     /// is empty").
-    pub fn holds(&mut self, site: &'static str, ok: bool) {
+    pub(crate) fn holds(&mut self, site: &'static str, ok: bool) {
         self.observed += 1;
         if !ok {
             let who = self.who;
@@ -182,7 +188,7 @@ impl Checker {
     }
 
     /// Records a failure that is not a leak.
-    pub fn fail(&self, describe: impl FnOnce() -> String) {
+    pub(crate) fn fail(&self, describe: impl FnOnce() -> String) {
         let who = self.who;
         self.stats.fail(|| format!("{who}: {}", describe()));
     }

@@ -8,10 +8,10 @@ use crate::faults::FaultRates;
 use crate::vars::Mode;
 
 /// How long the default run spawns requests.
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(55);
+pub(crate) const DEFAULT_DURATION: Duration = Duration::from_secs(55);
 
 /// Fraction of requests given each fault by `--faults`.
-pub const DEFAULT_FAULT_RATE: f64 = 0.01;
+pub(crate) const DEFAULT_FAULT_RATE: f64 = 0.01;
 
 /// Hunts for context leaks: simulates an API gateway on baton (requests that
 /// set a request id and a user, spawn children, offload to rayon, use
@@ -22,7 +22,7 @@ pub const DEFAULT_FAULT_RATE: f64 = 0.01;
 /// task was lost); 2 for bad flags.
 #[derive(Debug, Parser)]
 #[command(name = "baton-stress", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Stop after this many requests. Without `--requests` and
     /// `--duration`, the run lasts `DEFAULT_DURATION` (55 s, then the
     /// requests in flight finish): well over 1,000,000 requests on 2 cores.
@@ -101,7 +101,7 @@ pub struct Cli {
 impl Cli {
     /// The request count and the time that bound the run (`u64::MAX`: no
     /// count).
-    pub fn bounds(&self) -> (u64, Option<Duration>) {
+    pub(crate) fn bounds(&self) -> (u64, Option<Duration>) {
         match (self.requests, self.duration) {
             (None, None) => (u64::MAX, Some(DEFAULT_DURATION)),
             (requests, duration) => (requests.unwrap_or(u64::MAX), duration),
@@ -109,7 +109,7 @@ impl Cli {
     }
 
     /// The fault rates the flags ask for.
-    pub fn fault_rates(&self) -> FaultRates {
+    pub(crate) fn fault_rates(&self) -> FaultRates {
         let default = if self.faults { DEFAULT_FAULT_RATE } else { 0.0 };
         FaultRates {
             panic: self.panic_rate.unwrap_or(default),

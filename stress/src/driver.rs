@@ -23,7 +23,7 @@ use crate::vars::Snapshot;
 
 /// What the driver needs to know.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Requests to spawn (`u64::MAX`: as many as `duration` allows).
     pub requests: u64,
     /// Most requests in flight (spawned, not yet collected).
@@ -38,7 +38,7 @@ pub struct Plan {
 
 /// Counts of request outcomes.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Outcomes {
+pub(crate) struct Outcomes {
     /// Returned normally.
     pub completed: u64,
     /// Panicked.
@@ -53,14 +53,14 @@ pub struct Outcomes {
 
 impl Outcomes {
     /// All outcomes.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.completed + self.panicked + self.cancelled + self.timed_out
     }
 }
 
 /// What the driver measured.
 #[derive(Debug)]
-pub struct DriveResult {
+pub(crate) struct DriveResult {
     /// Requests spawned.
     pub spawned: u64,
     /// Their outcomes.
@@ -110,7 +110,7 @@ async fn killer(
 const PROBE_TICK: Duration = Duration::from_millis(20);
 
 /// Runs the whole workload; call inside `block_on`.
-pub async fn drive(sh: &'static Shared, plan: &Plan, bar: &ProgressBar) -> DriveResult {
+pub(crate) async fn drive(sh: &'static Shared, plan: &Plan, bar: &ProgressBar) -> DriveResult {
     let start = Instant::now();
     let mut rng = Rng::new(sh.seed);
     let mut pending = FuturesUnordered::new();

@@ -11,12 +11,12 @@ use crate::checks::Stats;
 use crate::rng::Rng;
 
 /// The prefix of every injected panic message.
-pub const INJECTED: &str = "injected fault";
+pub(crate) const INJECTED: &str = "injected fault";
 
 /// The fractions of requests given each fault (each in `[0, 1]`, summing to
 /// at most 1).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct FaultRates {
+pub(crate) struct FaultRates {
     /// The request task panics at a random point.
     pub panic: f64,
     /// The request is aborted through its `JoinHandle` (half before it
@@ -31,7 +31,7 @@ pub struct FaultRates {
 
 impl FaultRates {
     /// Checks the rates are fractions that sum to at most 1.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let all = [self.panic, self.abort, self.timeout, self.rayon_panic];
         if all.iter().any(|r| !(0.0..=1.0).contains(r)) {
             return Err("fault rates must be between 0 and 1".into());
@@ -43,7 +43,7 @@ impl FaultRates {
     }
 
     /// Draws one request's fate.
-    pub fn draw(&self, rng: &mut Rng) -> Fate {
+    pub(crate) fn draw(&self, rng: &mut Rng) -> Fate {
         let u = rng.unit();
         let mut edge = self.panic;
         if u < edge {
@@ -69,7 +69,7 @@ impl FaultRates {
 
 /// What is injected into one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
+pub(crate) enum Fate {
     /// Nothing: it must complete.
     Normal,
     /// It panics: its handle must report a panic.
@@ -88,7 +88,7 @@ pub enum Fate {
 
 /// How a request ended, as seen through its `JoinHandle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Returned normally.
     Completed,
     /// Panicked.
@@ -101,7 +101,7 @@ pub enum Outcome {
 
 impl Fate {
     /// The only outcome this fate allows.
-    pub fn expected(self) -> Outcome {
+    pub(crate) fn expected(self) -> Outcome {
         match self {
             Fate::Normal | Fate::RayonPanic => Outcome::Completed,
             Fate::Panic => Outcome::Panicked,
@@ -112,12 +112,12 @@ impl Fate {
 }
 
 /// Whether a panic payload is one of ours.
-pub fn is_injected(payload: &(dyn std::any::Any + Send)) -> bool {
+pub(crate) fn is_injected(payload: &(dyn std::any::Any + Send)) -> bool {
     payload_str(payload).is_some_and(|s| s.starts_with(INJECTED))
 }
 
 /// The message of a panic payload, if it is a string.
-pub fn payload_str(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+pub(crate) fn payload_str(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
     if let Some(s) = payload.downcast_ref::<String>() {
         Some(s)
     } else {
@@ -127,7 +127,7 @@ pub fn payload_str(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
 
 /// Installs a panic hook that counts injected panics instead of printing
 /// them; every other panic goes to the default hook.
-pub fn install_quiet_hook(stats: &'static Stats) {
+pub(crate) fn install_quiet_hook(stats: &'static Stats) {
     let default = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         if is_injected(info.payload()) {

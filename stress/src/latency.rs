@@ -10,7 +10,7 @@ const BUCKETS: usize = (64 * SUB + 2 * SUB) as usize;
 
 /// Counts of latencies in microseconds.
 #[derive(Debug, Clone)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     counts: Vec<u64>,
     total: u64,
     max: u64,
@@ -48,19 +48,19 @@ fn value_of(i: usize) -> u64 {
 
 impl Histogram {
     /// Records one value.
-    pub fn record(&mut self, v: u64) {
+    pub(crate) fn record(&mut self, v: u64) {
         self.counts[bucket(v)] += 1;
         self.total += 1;
         self.max = self.max.max(v);
     }
 
     /// The largest value recorded (exact), or 0.
-    pub fn max(&self) -> u64 {
+    pub(crate) fn max(&self) -> u64 {
         self.max
     }
 
     /// The `q`-quantile (0..=1), or 0 if empty.
-    pub fn quantile(&self, q: f64) -> u64 {
+    pub(crate) fn quantile(&self, q: f64) -> u64 {
         if self.total == 0 {
             return 0;
         }

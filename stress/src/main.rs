@@ -28,6 +28,8 @@
 //! `probe` (pool-thread checks), `sanity`, `memory`, `latency`, `report`,
 //! `rng`.
 
+#![forbid(unsafe_code)]
+
 mod baseline;
 mod checks;
 mod cli;

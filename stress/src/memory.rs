@@ -2,7 +2,7 @@
 
 /// Resident set sizes in bytes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Rss {
+pub(crate) struct Rss {
     /// Now (`VmRSS`).
     pub current: u64,
     /// The peak so far (`VmHWM`).
@@ -10,7 +10,7 @@ pub struct Rss {
 }
 
 /// Reads the process's resident set sizes.
-pub fn rss() -> Option<Rss> {
+pub(crate) fn rss() -> Option<Rss> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;

@@ -26,7 +26,7 @@ const SPREAD: u64 = 7;
 
 /// Runs the request's operations. A request fated to panic, time out or be
 /// aborted does so at a random one of them.
-pub async fn run(st: &mut ReqState, fate: Fate, mut reached: Option<oneshot::Sender<()>>) {
+pub(crate) async fn run(st: &mut ReqState, fate: Fate, mut reached: Option<oneshot::Sender<()>>) {
     let mut dropped = DropCheck::new(
         st.sh,
         st.id,

@@ -12,7 +12,7 @@ use crate::vars::Snapshot;
 /// The workload's rayon closures never wait inside rayon (no nested
 /// join/scope), so a bare job never runs on top of another job: whatever it
 /// sees is the thread's own context, which nothing may leave values in.
-pub fn check_pool_thread(sh: &'static Shared) {
+pub(crate) fn check_pool_thread(sh: &'static Shared) {
     sh.stats.probes.fetch_add(1, Relaxed);
     let mut chk = Checker::new(&sh.stats, Who::PoolProbe);
     chk.snapshot(
@@ -27,11 +27,11 @@ pub fn check_pool_thread(sh: &'static Shared) {
 }
 
 /// Sends one probe to the pool (whichever thread takes it).
-pub fn spawn_one(sh: &'static Shared) {
+pub(crate) fn spawn_one(sh: &'static Shared) {
     rayon::spawn(move || check_pool_thread(sh));
 }
 
 /// Sends a probe to every pool thread.
-pub fn broadcast(sh: &'static Shared) {
+pub(crate) fn broadcast(sh: &'static Shared) {
     rayon::spawn_broadcast(move |_| check_pool_thread(sh));
 }

@@ -9,7 +9,7 @@ use crate::vars::Mode;
 
 /// Everything the run measured.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// Where request-scoped values lived.
     pub mode: Mode,
     /// The seed.
@@ -99,7 +99,7 @@ pub struct Report {
 
 impl Report {
     /// Whether nothing went wrong apart from leaks.
-    pub fn sound(&self) -> bool {
+    pub(crate) fn sound(&self) -> bool {
         self.tasks_lost == 0
             && self.runtime_unfinished == 0
             && self.failures == 0
@@ -109,7 +109,7 @@ impl Report {
 
     /// Sets [`Report::pass`]: no leak (or, expecting leaks, some leak) and
     /// nothing else wrong.
-    pub fn judge(&mut self) {
+    pub(crate) fn judge(&mut self) {
         let leaks_ok = if self.expect_leaks {
             self.leaks > 0
         } else {
@@ -119,7 +119,7 @@ impl Report {
     }
 
     /// The summary table.
-    pub fn table(&self, show: usize) -> String {
+    pub(crate) fn table(&self, show: usize) -> String {
         let mut t = String::new();
         let must0 = |n: u64| {
             if n == 0 {
@@ -245,7 +245,7 @@ fn ok(b: bool) -> &'static str {
 }
 
 /// `1234567` as `1,234,567`.
-pub fn group(n: u64) -> String {
+pub(crate) fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -16,7 +16,7 @@ use crate::vars::{Mode, Restore, Snapshot, Var};
 
 /// What every task of the run shares.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Where the values live.
     pub mode: Mode,
     /// The run's seed.
@@ -29,7 +29,7 @@ pub struct Shared {
 
 /// What a request returns when its task completes.
 #[derive(Debug, Clone, Copy)]
-pub struct Finish {
+pub(crate) struct Finish {
     /// From spawn to completion, in microseconds.
     pub latency_us: u64,
     /// Its `timeout` elapsed (only for requests given that fault).
@@ -38,17 +38,17 @@ pub struct Finish {
 
 /// The user of request `id`: unique per request (an odd multiplier is a
 /// bijection), so a leaked user is always noticed.
-pub fn user_of(id: u64) -> u64 {
+pub(crate) fn user_of(id: u64) -> u64 {
     id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1
 }
 
 /// Counts a request as in flight from spawn until its future is dropped
 /// (completed, panicked, aborted — even before its first poll).
-pub struct LiveToken(&'static Stats);
+pub(crate) struct LiveToken(&'static Stats);
 
 impl LiveToken {
     /// Counts one more request in flight.
-    pub fn new(stats: &'static Stats) -> LiveToken {
+    pub(crate) fn new(stats: &'static Stats) -> LiveToken {
         stats.enter_live();
         LiveToken(stats)
     }
@@ -62,7 +62,7 @@ impl Drop for LiveToken {
 
 /// A request's running state: its generator, the values it must see, and
 /// its checker.
-pub struct ReqState {
+pub(crate) struct ReqState {
     /// The run's shared state.
     pub sh: &'static Shared,
     /// The request id.
@@ -78,13 +78,13 @@ pub struct ReqState {
 
 impl ReqState {
     /// Reads the variables and compares them with [`ReqState::expected`].
-    pub fn check(&mut self, site: &'static str) {
+    pub(crate) fn check(&mut self, site: &'static str) {
         let got = self.sh.mode.read();
         self.chk.snapshot(site, self.expected, got);
     }
 
     /// Sets `var`, checking the token's old value.
-    pub fn set(&mut self, var: Var, value: u64) -> Restore {
+    pub(crate) fn set(&mut self, var: Var, value: u64) -> Restore {
         let restore = self.sh.mode.set(var, value);
         self.chk.value(
             "old value in the token of a set",
@@ -97,7 +97,7 @@ impl ReqState {
     }
 
     /// Resets a token made by [`ReqState::set`] (in any order).
-    pub fn reset(&mut self, restore: Restore) {
+    pub(crate) fn reset(&mut self, restore: Restore) {
         let var = restore.var();
         let old = restore.old_value();
         match self.sh.mode.reset(restore) {
@@ -109,14 +109,14 @@ impl ReqState {
     }
 
     /// A step value unique to this request.
-    pub fn fresh_step(&mut self) -> u64 {
+    pub(crate) fn fresh_step(&mut self) -> u64 {
         (self.id << 20) | self.rng.below(1 << 20)
     }
 }
 
 /// Checks, when a future holding it is dropped while armed (abort, timeout,
 /// panic), that the drop runs inside the request's own context (S6).
-pub struct DropCheck {
+pub(crate) struct DropCheck {
     sh: &'static Shared,
     id: u64,
     site: &'static str,
@@ -126,7 +126,7 @@ pub struct DropCheck {
 
 impl DropCheck {
     /// An armed check for request `id`.
-    pub fn new(sh: &'static Shared, id: u64, site: &'static str) -> DropCheck {
+    pub(crate) fn new(sh: &'static Shared, id: u64, site: &'static str) -> DropCheck {
         DropCheck {
             sh,
             id,
@@ -149,7 +149,7 @@ impl Drop for DropCheck {
 /// aborted is asleep, waiting for it. `live` is held by the future, so it
 /// is released however the future ends (even dropped before its first
 /// poll).
-pub async fn request(
+pub(crate) async fn request(
     sh: &'static Shared,
     id: u64,
     fate: Fate,

@@ -3,10 +3,10 @@
 
 /// SplitMix64: tiny, fast, and good enough to pick operations.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 /// The SplitMix64 output function, also used to derive per-request seeds.
-pub fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -14,29 +14,29 @@ pub fn mix(mut z: u64) -> u64 {
 
 impl Rng {
     /// A generator for the run's own choices (fates of requests).
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(mix(seed ^ 0x5EED_BA70_0000_0001))
     }
 
     /// The generator of one request (or child): independent of the order in
     /// which requests happen to run.
-    pub fn for_stream(seed: u64, stream: u64) -> Rng {
+    pub(crate) fn for_stream(seed: u64, stream: u64) -> Rng {
         Rng(mix(seed.wrapping_add(mix(stream))))
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.0)
     }
 
     /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

@@ -11,7 +11,7 @@ use crate::probe;
 use crate::request::{LiveToken, Shared, request};
 
 /// Runs one more request (no fault) on `rt`; it must complete.
-pub fn runtime_ok(rt: &Runtime, sh: &'static Shared, id: u64) -> bool {
+pub(crate) fn runtime_ok(rt: &Runtime, sh: &'static Shared, id: u64) -> bool {
     let live = LiveToken::new(&sh.stats);
     let result = rt.block_on(async move {
         spawn(request(sh, id, Fate::Normal, Instant::now(), live, None)).await
@@ -21,7 +21,7 @@ pub fn runtime_ok(rt: &Runtime, sh: &'static Shared, id: u64) -> bool {
 
 /// The pool must still run a job, resume a panicking one at the await, and
 /// every thread must answer a probe.
-pub fn pool_ok(sh: &'static Shared) -> bool {
+pub(crate) fn pool_ok(sh: &'static Shared) -> bool {
     let normal = futures::executor::block_on(run_blocking(|| 6 * 7)) == 42;
     let panicking = panic::catch_unwind(AssertUnwindSafe(|| {
         futures::executor::block_on(run_blocking(|| -> u32 {

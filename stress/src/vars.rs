@@ -9,16 +9,16 @@ use serde::Serialize;
 use crate::baseline;
 
 /// The simulated request id (unique per request).
-pub static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
+pub(crate) static REQUEST_ID: ContextVar<u64> = ContextVar::new("request_id");
 /// The authenticated user of the request.
-pub static USER: ContextVar<u64> = ContextVar::new("user");
+pub(crate) static USER: ContextVar<u64> = ContextVar::new("user");
 /// A step marker that requests and children change with tokens.
-pub static STEP: ContextVar<u64> = ContextVar::new("step");
+pub(crate) static STEP: ContextVar<u64> = ContextVar::new("step");
 
 /// Where the request-scoped values live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// baton `ContextVar`s: every task, child and rayon job sees its own.
     Context,
     /// A plain `thread_local!` (Python's `threading.local` mistake): values
@@ -28,7 +28,7 @@ pub enum Mode {
 
 /// One of the three variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Var {
+pub(crate) enum Var {
     /// [`REQUEST_ID`].
     Id,
     /// [`USER`].
@@ -39,7 +39,7 @@ pub enum Var {
 
 impl Var {
     /// The variable's name, for leak descriptions.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Var::Id => "request_id",
             Var::User => "user",
@@ -58,7 +58,7 @@ impl Var {
 
 /// The values of the three variables as seen at one point.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// [`REQUEST_ID`].
     pub id: Option<u64>,
     /// [`USER`].
@@ -69,14 +69,14 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Nothing bound.
-    pub const EMPTY: Snapshot = Snapshot {
+    pub(crate) const EMPTY: Snapshot = Snapshot {
         id: None,
         user: None,
         step: None,
     };
 
     /// The value of `var`.
-    pub fn get(&self, var: Var) -> Option<u64> {
+    pub(crate) fn get(&self, var: Var) -> Option<u64> {
         match var {
             Var::Id => self.id,
             Var::User => self.user,
@@ -85,7 +85,7 @@ impl Snapshot {
     }
 
     /// Sets the value of `var`.
-    pub fn put(&mut self, var: Var, value: Option<u64>) {
+    pub(crate) fn put(&mut self, var: Var, value: Option<u64>) {
         match var {
             Var::Id => self.id = value,
             Var::User => self.user = value,
@@ -94,7 +94,7 @@ impl Snapshot {
     }
 
     /// The bindings stored in `ctx` (read from outside it).
-    pub fn of(ctx: &Context) -> Snapshot {
+    pub(crate) fn of(ctx: &Context) -> Snapshot {
         Snapshot {
             id: ctx.get(&REQUEST_ID),
             user: ctx.get(&USER),
@@ -104,7 +104,7 @@ impl Snapshot {
 }
 
 /// What `reset` needs to undo a `set`.
-pub enum Restore {
+pub(crate) enum Restore {
     /// A baton token.
     Token(Var, Token<u64>),
     /// The thread-local baseline's saved old value.
@@ -113,14 +113,14 @@ pub enum Restore {
 
 impl Restore {
     /// The variable that was set.
-    pub fn var(&self) -> Var {
+    pub(crate) fn var(&self) -> Var {
         match self {
             Restore::Token(var, _) | Restore::Old(var, _) => *var,
         }
     }
 
     /// The value before the `set` (`None`: was unbound).
-    pub fn old_value(&self) -> Option<u64> {
+    pub(crate) fn old_value(&self) -> Option<u64> {
         match self {
             Restore::Token(_, token) => token.old_value().copied(),
             Restore::Old(_, old) => *old,
@@ -130,7 +130,7 @@ impl Restore {
 
 impl Mode {
     /// Reads the three variables.
-    pub fn read(self) -> Snapshot {
+    pub(crate) fn read(self) -> Snapshot {
         match self {
             Mode::Context => Snapshot {
                 id: REQUEST_ID.get(),
@@ -142,7 +142,7 @@ impl Mode {
     }
 
     /// Sets `var` to `value` in the current context (or thread).
-    pub fn set(self, var: Var, value: u64) -> Restore {
+    pub(crate) fn set(self, var: Var, value: u64) -> Restore {
         match self {
             Mode::Context => Restore::Token(var, var.context_var().set(value)),
             Mode::ThreadLocal => Restore::Old(var, baseline::set(var, Some(value))),
@@ -150,7 +150,7 @@ impl Mode {
     }
 
     /// Undoes the `set` that made `restore`.
-    pub fn reset(self, restore: Restore) -> Result<(), ContextError> {
+    pub(crate) fn reset(self, restore: Restore) -> Result<(), ContextError> {
         match restore {
             Restore::Token(var, token) => var.context_var().reset(token),
             Restore::Old(var, old) => {
@@ -163,7 +163,7 @@ impl Mode {
     /// Runs `f` in a copy of the current context (`copy_context().run(f)`)
     /// and returns what the copy holds afterwards. The baseline does what a
     /// careful thread-local user would: save the cells, run `f`, restore.
-    pub fn run_in_copy<R>(self, f: impl FnOnce() -> R) -> (R, Snapshot) {
+    pub(crate) fn run_in_copy<R>(self, f: impl FnOnce() -> R) -> (R, Snapshot) {
         match self {
             Mode::Context => {
                 let ctx = copy_context();
@@ -184,7 +184,7 @@ impl Mode {
 
     /// Whether the current context (or thread) holds any binding at all,
     /// including variables this program does not know.
-    pub fn anything_bound(self) -> bool {
+    pub(crate) fn anything_bound(self) -> bool {
         match self {
             Mode::Context => !copy_context().is_empty(),
             Mode::ThreadLocal => baseline::read() != Snapshot::EMPTY,

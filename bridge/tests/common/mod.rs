@@ -7,24 +7,24 @@ use baton_context::ContextVar;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// The request-scoped value jobs carry.
-pub static ID: ContextVar<u32> = ContextVar::new("id");
+pub(crate) static ID: ContextVar<u32> = ContextVar::new("id");
 /// Each pool thread's own marker: its index.
-pub static MARK: ContextVar<usize> = ContextVar::new("mark");
+pub(crate) static MARK: ContextVar<usize> = ContextVar::new("mark");
 
 /// A pool of `n` threads, unmarked.
-pub fn pool(n: usize) -> ThreadPool {
+pub(crate) fn pool(n: usize) -> ThreadPool {
     ThreadPoolBuilder::new().num_threads(n).build().unwrap()
 }
 
 /// A pool of `n` threads, each marked.
-pub fn marked_pool(n: usize) -> ThreadPool {
+pub(crate) fn marked_pool(n: usize) -> ThreadPool {
     let pool = pool(n);
     mark_pool_threads(&pool);
     pool
 }
 
 /// Gives every pool thread's own context a distinct marker.
-pub fn mark_pool_threads(pool: &ThreadPool) {
+pub(crate) fn mark_pool_threads(pool: &ThreadPool) {
     pool.broadcast(|b| {
         assert_eq!(MARK.get(), None, "a pool thread starts empty");
         let _ = MARK.set(b.index());
@@ -32,7 +32,7 @@ pub fn mark_pool_threads(pool: &ThreadPool) {
 }
 
 /// Every pool thread's own context still holds its marker and nothing else.
-pub fn assert_pool_threads_unchanged(pool: &ThreadPool) {
+pub(crate) fn assert_pool_threads_unchanged(pool: &ThreadPool) {
     let seen = pool.broadcast(|b| (b.index(), MARK.get(), ID.get()));
     for (index, mark, id) in seen {
         assert_eq!(mark, Some(index), "pool thread {index} lost its own value");

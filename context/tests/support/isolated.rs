@@ -14,7 +14,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// Runs `body` on a fresh thread — in a child process running only the test
 /// `name` (this test binary, run again), unless this is that child (or
 /// Miri, which cannot start processes: then in-process).
-pub fn isolated(name: &str, body: fn()) {
+pub(crate) fn isolated(name: &str, body: fn()) {
     if cfg!(miri) || std::env::var(CHILD).as_deref() == Ok(name) {
         if let Err(panic) = thread::spawn(body).join() {
             std::panic::resume_unwind(panic);

@@ -12,31 +12,31 @@ use baton_context::{Context, ContextVar, copy_context};
 
 /// Set by the re-entrant action: where it lands shows which context the
 /// user code ran in.
-pub static MARK: ContextVar<&'static str> = ContextVar::new("mark");
+pub(crate) static MARK: ContextVar<&'static str> = ContextVar::new("mark");
 /// Set inside the context that the re-entrant action enters.
-pub static SCRATCH: ContextVar<u32> = ContextVar::new("scratch");
+pub(crate) static SCRATCH: ContextVar<u32> = ContextVar::new("scratch");
 
-pub const NOTHING: u8 = 0;
-pub const PANIC: u8 = 1;
-pub const REENTER: u8 = 2;
+pub(crate) const NOTHING: u8 = 0;
+pub(crate) const PANIC: u8 = 1;
+pub(crate) const REENTER: u8 = 2;
 
 /// Does what its action says when dropped (nothing until armed).
-pub struct OnDrop(Arc<AtomicU8>);
+pub(crate) struct OnDrop(Arc<AtomicU8>);
 
 impl OnDrop {
     /// A value that does nothing when dropped until its trigger is set.
-    pub fn new() -> (OnDrop, Arc<AtomicU8>) {
+    pub(crate) fn new() -> (OnDrop, Arc<AtomicU8>) {
         let action = Arc::new(AtomicU8::new(NOTHING));
         (OnDrop(action.clone()), action)
     }
 
     /// A value that does `action` when dropped.
-    pub fn armed(action: u8) -> OnDrop {
+    pub(crate) fn armed(action: u8) -> OnDrop {
         OnDrop(Arc::new(AtomicU8::new(action)))
     }
 
     /// A value that does nothing when dropped.
-    pub fn inert() -> OnDrop {
+    pub(crate) fn inert() -> OnDrop {
         OnDrop::new().0
     }
 }
@@ -47,7 +47,7 @@ impl Drop for OnDrop {
     }
 }
 
-pub fn act(action: u8) {
+pub(crate) fn act(action: u8) {
     match action {
         PANIC => panic!("a destructor panics (on purpose)"),
         REENTER => reenter(),
@@ -57,7 +57,7 @@ pub fn act(action: u8) {
 
 /// What re-entrant user code does: enters a context, sets a variable,
 /// copies the current context.
-pub fn reenter() {
+pub(crate) fn reenter() {
     let ctx = Context::new();
     ctx.run(|| {
         let _ = SCRATCH.set(7);
@@ -70,7 +70,7 @@ pub fn reenter() {
 }
 
 /// Nobody has `ctx` entered: another thread can enter it.
-pub fn assert_free(ctx: &Context) {
+pub(crate) fn assert_free(ctx: &Context) {
     assert!(!ctx.is_entered(), "a context was left claimed");
     let other = ctx.clone();
     let entered = thread::spawn(move || other.try_run(|| ()).is_ok())
@@ -80,7 +80,7 @@ pub fn assert_free(ctx: &Context) {
 }
 
 /// Runs `f`, which must panic; returns the panic message.
-pub fn panics<R>(f: impl FnOnce() -> R) -> String {
+pub(crate) fn panics<R>(f: impl FnOnce() -> R) -> String {
     let payload = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(_) => panic!("expected a panic"),
         Err(payload) => payload,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 
 /// A minimal executor for one future, parking on loom's `Notify`.
-pub fn block_on<F: Future>(fut: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     struct NotifyWaker(loom::sync::Notify);
     impl Wake for NotifyWaker {
         fn wake(self: std::sync::Arc<Self>) {
@@ -28,7 +28,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 
 /// Runs a model with the given preemption bound (`LOOM_MAX_PREEMPTIONS`
 /// overrides it) and reports how many interleavings loom explored.
-pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+pub(crate) fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     let runs = std::sync::Arc::new(StdAtomicUsize::new(0));
     let counter = runs.clone();
     let mut builder = loom::model::Builder::new();
@@ -57,7 +57,7 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
 /// branches", even when the code under test is correct. Let the other
 /// threads block instead, or spawn them where what they wait for exists (as
 /// model 7 in `executor.rs` spawns its waker thread from the first poll).
-pub fn spin_until(mut done: impl FnMut() -> bool) {
+pub(crate) fn spin_until(mut done: impl FnMut() -> bool) {
     while !done() {
         loom::thread::yield_now();
     }
@@ -66,20 +66,20 @@ pub fn spin_until(mut done: impl FnMut() -> bool) {
 /// A record of the first violation found in any interleaving, for checks
 /// that run where panicking would unwind through loom's objects (futures'
 /// destructors during shutdown). Raised when the model has finished.
-pub struct Violations(std::sync::Mutex<Option<String>>);
+pub(crate) struct Violations(std::sync::Mutex<Option<String>>);
 
 impl Violations {
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Violations(std::sync::Mutex::new(None))
     }
 
-    pub fn check(&self, ok: bool, what: impl FnOnce() -> String) {
+    pub(crate) fn check(&self, ok: bool, what: impl FnOnce() -> String) {
         if !ok {
             self.0.lock().unwrap().get_or_insert_with(what);
         }
     }
 
-    pub fn raise(&self) {
+    pub(crate) fn raise(&self) {
         if let Some(violation) = self.0.lock().unwrap().take() {
             panic!("{violation}");
         }
@@ -89,10 +89,10 @@ impl Violations {
 /// Makes two threads' attempts to enter one context overlap: whoever gets in
 /// stays inside ([`Overlap::stay_inside`]) until the other has made its
 /// attempt and failed ([`Overlap::attempted`]).
-pub struct Overlap([loom::sync::atomic::AtomicBool; 2]);
+pub(crate) struct Overlap([loom::sync::atomic::AtomicBool; 2]);
 
 impl Overlap {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Overlap([
             loom::sync::atomic::AtomicBool::new(false),
             loom::sync::atomic::AtomicBool::new(false),
@@ -100,12 +100,12 @@ impl Overlap {
     }
 
     /// Called inside the context by contender `me` (0 or 1).
-    pub fn stay_inside(&self, me: usize) {
+    pub(crate) fn stay_inside(&self, me: usize) {
         spin_until(|| self.0[1 - me].load(loom::sync::atomic::Ordering::Acquire));
     }
 
     /// Called by contender `me` with the result of its attempt.
-    pub fn attempted<T>(&self, me: usize, result: &Result<T, baton_context::ContextError>) {
+    pub(crate) fn attempted<T>(&self, me: usize, result: &Result<T, baton_context::ContextError>) {
         if result.is_err() {
             self.0[me].store(true, loom::sync::atomic::Ordering::Release);
         }
@@ -114,7 +114,9 @@ impl Overlap {
 
 /// Which of two overlapping attempts to enter got in (0 or 1); panics
 /// unless exactly one did and the other failed with `AlreadyEntered`.
-pub fn the_one_that_entered(attempts: [Result<(), baton_context::ContextError>; 2]) -> usize {
+pub(crate) fn the_one_that_entered(
+    attempts: [Result<(), baton_context::ContextError>; 2],
+) -> usize {
     use baton_context::ContextError::AlreadyEntered;
     match attempts {
         [Ok(()), Err(AlreadyEntered)] => 0,
