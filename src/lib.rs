@@ -231,7 +231,7 @@
 //! on the context crate, not on each other, so the bridge works under any
 //! executor.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 // Variables and contexts (baton-context).
 pub use baton_context::{

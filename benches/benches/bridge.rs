@@ -12,6 +12,10 @@
 //! `futures::executor::block_on` on the benchmark thread; the baton offloads
 //! run inside a context with one variable bound, which each job copies.
 
+#![forbid(unsafe_code)]
+// `criterion_group!` defines an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use baton_benches::workers;

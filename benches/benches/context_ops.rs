@@ -11,6 +11,10 @@
 //! `get_u64`, `get_arc_str`, `get_unbound`, `set_reset`, `set_reset_after_copy`,
 //! `copy_context`, `run_noop`, `attach_poll`.
 
+#![forbid(unsafe_code)]
+// `criterion_group!` defines an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;

@@ -11,6 +11,10 @@
 //! (`<workload>/<runtime>`). The workloads live in
 //! `baton_benches::workloads::executor` and check their own results.
 
+#![forbid(unsafe_code)]
+// `criterion_group!` defines an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use baton_benches::runtimes::{AsyncExecutor, Baton, BenchRuntime, Tokio};
 use baton_benches::workers;
 use baton_benches::workloads::context::TOKIO_U64;

@@ -15,6 +15,8 @@
 //! Every workload checks its own result (counts reached, values read back) and
 //! panics otherwise, so a broken runtime cannot look fast.
 
+#![forbid(unsafe_code)]
+
 pub mod report;
 pub mod runtimes;
 pub mod workloads;

@@ -66,8 +66,6 @@
 //! `Runtime::begin_shutdown()` asks workers to return; dropping the runtime
 //! completes the shutdown (cancelling every task inside its context).
 
-#![warn(missing_docs)]
-
 mod block_on;
 mod builder;
 mod coop;

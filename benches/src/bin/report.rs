@@ -9,6 +9,8 @@
 //! cargo run --release -p baton-benches --bin report -- --only context --rounds 30
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;

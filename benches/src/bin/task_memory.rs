@@ -14,6 +14,8 @@
 //! task, and again once every idle task has been polled once; the tasks'
 //! join handles are dropped (detached) right after spawning. Linux only.
 
+#![forbid(unsafe_code)]
+
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
