@@ -52,7 +52,7 @@ impl Handle {
     /// In place, field by field, rather than built on the stack and moved:
     /// the compiler moves a value in 16-byte pieces, and reading those back
     /// right after they were stored as 8-byte fields stalls store forwarding
-    /// (that was a third of `copy_context`).
+    /// (`benches/HISTORY.md`).
     ///
     /// # Safety
     /// `init` writes every field of the `SharedCell` it is given, which is
@@ -147,12 +147,21 @@ impl Drop for Handle {
             }
             fence(Ordering::Acquire);
         }
+        /// Gives the allocation back even if a value's destructor panics
+        /// while the cell is dropped.
+        struct GiveBack(NonNull<Inner>);
+        impl Drop for GiveBack {
+            fn drop(&mut self) {
+                // SAFETY: the value was dropped (or its drop unwound past
+                // every field), and nothing refers to the allocation.
+                unsafe { pool::give(self.0) };
+            }
+        }
+        let give_back = GiveBack(self.ptr);
         // SAFETY: this was the last handle: the value is dropped once, here,
         // and the allocation is then either pooled or freed, never both.
-        unsafe {
-            std::ptr::drop_in_place(self.ptr.as_ptr());
-            pool::give(self.ptr);
-        }
+        unsafe { std::ptr::drop_in_place(self.ptr.as_ptr()) };
+        drop(give_back);
     }
 }
 
