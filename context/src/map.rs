@@ -27,14 +27,11 @@
 //!   counter, so any 128 consecutive ids take 128 different root slots. In
 //!   a program with up to 128 variables every map is one level deep, and a
 //!   lookup or a replacement costs the same with one binding as with 64,
-//!   whatever order the variables were first used in. (With a 64-way root,
-//!   64 variables whose ids were interleaved with 64 others' — two families
-//!   of variables used in turns — put a third of them one level down, and
-//!   a `set` + `reset` of one of those took twice as long; the wider root
-//!   costs 64 bytes of header per branch and nothing per lookup.) There is
-//!   no separate flat root for small maps: scanning sixteen keys is only
-//!   faster when the key read is the first one, and it costs a branch on
-//!   every lookup.
+//!   whatever order the variables were first used in (a narrower root put
+//!   interleaved families of variables one level down; the wider root costs
+//!   64 bytes of header per branch and nothing per lookup). There is no
+//!   separate flat root for small maps: it would cost a branch on every
+//!   lookup. `benches/HISTORY.md` has the measurements.
 //! * **Spare slots:** a branch grows to a power of two of slots (at most 128),
 //!   the unused ones `Free` at the end, so binding a new key in an unshared
 //!   branch with room, or unbinding one, allocates nothing either.
@@ -112,10 +109,8 @@ pub(crate) trait KeyHash {
 /// bits, which the trie reads first: 128 consecutive ids take different root
 /// slots, and 16384 fit in two levels. (A counter of variables never passes
 /// 2^32; if it did, ids 2^32 apart would share a collision node — correct,
-/// only slower. Folding the high half in cost three instructions of every
-/// lookup, a twentieth of a `get`; Fibonacci hashing, used before that, put
-/// 6 of the ids 1..=64 in shared slots, id 1 among them, one level down: 40%
-/// more per `set` + `reset`, 60% more per `get`.)
+/// only slower. Folding the high half in, or a multiplicative hash, cost
+/// more per lookup than they bought: see `benches/HISTORY.md`.)
 pub(crate) struct IdHash;
 
 impl KeyHash for IdHash {
@@ -343,7 +338,7 @@ impl<H: KeyHash> Map<H> {
         // unwinding would drop it, so it would be kept in memory). The value
         // then goes from registers straight into its slot; spilled as two
         // words and read back as one 16-byte piece, it stalls store-to-load
-        // forwarding, which cost a third of a `set`. (Nothing between taking
+        // forwarding. (Nothing between taking
         // the root out and putting it back can panic.)
         if let Some(root) = self.root.take() {
             let mut root: Arc<NodeMut> = Arc::protected_from_thin(root);
@@ -591,8 +586,8 @@ fn first_root(hash: u32, key: u64, name: &'static str, value: Value) -> Node {
 /// Binds `key` in the subtree of `node`, a branch at `shift` (the root when
 /// `shift` is 0), returning the value it replaced. The binding travels as
 /// separate arguments (an `Entry` passed in memory is written as words and
-/// read back as 16-byte pieces, which stalls store-to-load forwarding: that
-/// was a third of the cost of a replacement), and the rare cases are out of
+/// read back as 16-byte pieces, which stalls store-to-load forwarding), and
+/// the rare cases are out of
 /// line: replacing a value is a short walk down and one swap.
 fn insert_at<H: KeyHash>(
     node: &mut Node,
