@@ -71,7 +71,9 @@ pub struct ContextCell {
 /// back when the cell lets go of it (a publish, or the drop).
 #[repr(C)]
 pub(crate) struct SharedCell {
-    cell: ContextCell,
+    /// `ManuallyDrop`: `SharedCell`'s own drop takes the bindings (and their
+    /// loan) out, which leaves the cell nothing to drop.
+    cell: ManuallyDrop<ContextCell>,
     access: Access,
     /// The loan behind `map`, if it is lent; same access rules as `map`.
     loan: UnsafeCell<Option<Loan>>,
@@ -113,8 +115,9 @@ impl SharedCell {
         // SAFETY: valid for writes (contract); every field is written once,
         // none read.
         unsafe {
-            (&raw mut (*this).cell.entry).write(EntryWord::new(true));
-            (&raw mut (*this).cell.map).write(UnsafeCell::new(map));
+            let cell = (&raw mut (*this).cell).cast::<ContextCell>();
+            (&raw mut (*cell).entry).write(EntryWord::new(true));
+            (&raw mut (*cell).map).write(UnsafeCell::new(map));
             (&raw mut (*this).access).write(Access::new());
             (&raw mut (*this).loan).write(UnsafeCell::new(loan));
         }

@@ -106,18 +106,32 @@ impl ContextCell {
 /// dropping thread's own context (a task's context, dropped by a worker). A
 /// destructor's panic propagates, once the cell is left.
 impl Drop for ContextCell {
+    #[inline]
     fn drop(&mut self) {
-        let mut map = self.take_published();
+        let map = self.take_published();
         // A shared root is only counted down: no user code, no entering.
-        while map.may_drop_values() {
-            let mut held = Some(map);
-            if self.try_run(|| drop(held.take())).is_err() {
-                // Entered for good: a thread's base cell, dropped at exit.
-                drop(held);
-                return;
-            }
-            // Destructors that wrote published their writes here.
-            map = self.take_published();
+        if map.may_drop_values() {
+            drop_inside(self, map);
+        }
+    }
+}
+
+/// `ContextCell`'s drop when its bindings may drop values: drops them
+/// inside the cell, again while destructors wrote.
+#[cold]
+#[inline(never)]
+fn drop_inside(cell: &mut ContextCell, mut map: Map) {
+    loop {
+        let mut held = Some(map);
+        if cell.try_run(|| drop(held.take())).is_err() {
+            // Entered for good: a thread's base cell, dropped at exit.
+            drop(held);
+            return;
+        }
+        // Destructors that wrote published their writes here.
+        map = cell.take_published();
+        if !map.may_drop_values() {
+            return;
         }
     }
 }
