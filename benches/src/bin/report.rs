@@ -230,12 +230,12 @@ fn main() {
                  and baton's fast paths take none. `copy_context` lends the thread's current bindings instead \
                  of counting a reference to them, and a copy dropped on its own thread is taken back with plain \
                  arithmetic (biased reference counting, `context/src/lease.rs`; a copy that outlives a write \
-                 or a `run` boundary pays the atomics then, as `set + reset after copy` shows). A `Context` \
-                 entered over and over by one thread is biased to it and entered with plain loads and stores \
-                 (`context/src/bias.rs`); the `bias revoked` row is what any other entry pays: one \
-                 compare-and-swap on the entered flag, which a `Sync` context needs since two threads may \
-                 hold it. A `ContextCell` (not `Sync`: a task's context) is always entered with a plain load \
-                 and store."
+                 or a `run` boundary pays the atomics then, as `set + reset after copy` shows). Entering a \
+                 `Context` takes one compare-and-swap on the entered flag, which a `Sync` context needs since \
+                 two threads may hold it (the `entered by two threads` row is the same context after another \
+                 thread ran it). A `ContextCell` (not `Sync`: a task's context) is always entered with a plain \
+                 load and store, and so is an attached future's context when the future holds its only handle \
+                 (`attach: poll`, `sole handle`)."
             ),
             workloads: wls,
             extra: String::new(),
