@@ -143,243 +143,252 @@ fn context_with_a_bomb() -> Context {
     ctx
 }
 
+/// Runs `f`, which runs user code that does `action`: panicking, `f` must
+/// panic with the user's panic; re-entering, it must return `returns`.
+#[track_caller]
+fn user_outcome<R: PartialEq + std::fmt::Debug>(action: u8, f: impl FnOnce() -> R, returns: R) {
+    match action {
+        PANIC => user_panic(panics(f)),
+        _ => assert_eq!(f(), returns),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Offloads: `run_blocking`, `run_blocking_in`, `ctx.run_blocking(_in)`.
+
+/// Offloads closures that do `action`. Panicking, the last one reuses the
+/// context that the one before left after its panic; re-entering, it has a
+/// context of its own, so that each write is seen where it was made.
+fn offload_closure(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let seen = Some("user code");
+    let job = move || user(action);
+    user_outcome(action, || block_on(run_blocking_in(&pool, job)), seen);
+    user_outcome(action, || block_on(run_blocking(job)), seen);
+    let ctx = Context::new();
+    user_outcome(action, || block_on(ctx.run_blocking_in(&pool, job)), seen);
+    let other = Context::new();
+    let last = if action == PANIC { &ctx } else { &other };
+    user_outcome(action, || block_on(last.run_blocking(job)), seen);
+    if action == REENTER {
+        assert_eq!(ctx.get(&MARK), Some("user code"));
+        assert_eq!(other.get(&MARK), Some("user code"));
+    }
+    assert_home(&[&ctx, &other]);
+    assert_pool_clean(&pool);
+}
+
+/// The closure writes a value that does `action` when dropped into its copy.
+fn offload_written_value(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let n = block_on(run_blocking_in(&pool, move || {
+        let _ = V.set(OnDrop::armed(action));
+        1
+    }));
+    assert_eq!(n, 1);
+    drain(&pool);
+    assert_home(&[]);
+    assert_pool_clean(&pool);
+}
+
+/// Drops the tasks of closures that capture a value that does `action`
+/// when dropped, before their jobs run.
+fn offload_skipped_captures(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let ctx = Context::new();
+    let release = block(&pool);
+    let capture = OnDrop::armed(action);
+    drop(run_blocking_in(&pool, move || drop(capture)));
+    let capture = OnDrop::armed(action);
+    drop(ctx.run_blocking_in(&pool, move || drop(capture)));
+    drop(release);
+    drain(&pool);
+    if action == REENTER {
+        assert_eq!(ctx.get(&MARK), Some("user code"));
+    }
+    assert_home(&[&ctx]);
+    assert_pool_clean(&pool);
+}
+
+/// A skipped job in `ctx`, which is entered here when the job would run;
+/// its captures do `action` when dropped.
+fn offload_skipped_in_a_busy_context(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let ctx = Context::new();
+    let release = block(&pool);
+    let capture = OnDrop::armed(action);
+    drop(ctx.run_blocking_in(&pool, move || drop(capture)));
+    ctx.run(|| {
+        drop(release);
+        drain(&pool);
+    });
+    assert_eq!(
+        ctx.get(&MARK),
+        None,
+        "written into a context entered elsewhere"
+    );
+    assert_home(&[&ctx]);
+    assert_pool_clean(&pool);
+}
+
+/// `ctx.run_blocking` while `ctx` is entered here, with captures that do
+/// `action` when dropped.
+fn offload_already_entered_captures(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let ctx = Context::new();
+    let capture = OnDrop::armed(action);
+    let message =
+        panics(|| ctx.run(|| block_on(ctx.run_blocking_in(&pool, move || drop(capture)))));
+    assert!(message.contains("already entered"), "{message}");
+    assert_eq!(
+        ctx.get(&MARK),
+        None,
+        "written into a context entered elsewhere"
+    );
+    assert_home(&[&ctx]);
+    assert_pool_clean(&pool);
+}
+
+/// Drops the task while its job runs, in a copy and then in a shared
+/// context; the job's result does `action` when dropped.
+fn offload_unawaited_result(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let ctx = Context::new();
+    for shared in [false, true] {
+        let (started, running) = mpsc::channel();
+        let (go, wait) = mpsc::channel::<()>();
+        let job = move || {
+            started.send(()).unwrap();
+            wait.recv().unwrap();
+            OnDrop::armed(action)
+        };
+        let task = if shared {
+            ctx.run_blocking_in(&pool, job)
+        } else {
+            run_blocking_in(&pool, job)
+        };
+        running.recv().unwrap();
+        drop(task);
+        go.send(()).unwrap();
+        drain(&pool);
+        assert_pool_clean(&pool);
+    }
+    if action == REENTER {
+        assert_eq!(
+            ctx.get(&MARK),
+            Some("user code"),
+            "not dropped in the job's context"
+        );
+    }
+    assert_home(&[&ctx]);
+}
+
+/// A job that leaves its context with a panic (see `context_with_a_bomb`)
+/// after making a result that does `action` when dropped.
+fn offload_leaving_panics_result(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let ctx = context_with_a_bomb();
+    let task = ctx.run_blocking_in(&pool, move || {
+        let _ = V.set(OnDrop::inert());
+        OnDrop::armed(action)
+    });
+    user_panic(panics(|| block_on(task)));
+    if action == REENTER {
+        assert_eq!(
+            ctx.get(&MARK),
+            Some("user code"),
+            "not dropped in the job's context"
+        );
+    }
+    assert_home(&[&ctx]);
+    assert_pool_clean(&pool);
+}
 
 isolated_tests! {
     /// The closure panics: resumed at the await; the pool keeps working.
     fn offload_closure_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| block_on(run_blocking_in(&pool, || user(PANIC)))));
-        user_panic(panics(|| block_on(run_blocking(|| user(PANIC)))));
-        let ctx = Context::new();
-        user_panic(panics(|| block_on(ctx.run_blocking_in(&pool, || user(PANIC)))));
-        user_panic(panics(|| block_on(ctx.run_blocking(|| user(PANIC)))));
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_closure(PANIC);
     }
 
     /// The closure re-enters: its write lands in the job's context only.
     fn offload_closure_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        assert_eq!(block_on(run_blocking_in(&pool, || user(REENTER))), Some("user code"));
-        assert_eq!(block_on(run_blocking(|| user(REENTER))), Some("user code"));
-        let ctx = Context::new();
-        assert_eq!(block_on(ctx.run_blocking_in(&pool, || user(REENTER))), Some("user code"));
-        assert_eq!(ctx.get(&MARK), Some("user code"));
-        let other = Context::new();
-        assert_eq!(block_on(other.run_blocking(|| user(REENTER))), Some("user code"));
-        assert_eq!(other.get(&MARK), Some("user code"));
-        assert_home(&[&ctx, &other]);
-        assert_pool_clean(&pool);
+        offload_closure(REENTER);
     }
 
     /// The closure writes a value into its copy; the copy is dropped after
     /// the job, and the value's destructor panics there.
     fn offload_written_value_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        let n = block_on(run_blocking_in(&pool, || {
-            let _ = V.set(OnDrop::armed(PANIC));
-            1
-        }));
-        assert_eq!(n, 1);
-        drain(&pool);
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        offload_written_value(PANIC);
     }
 
     /// ... or re-enters: what it sets must not reach the pool thread's own
     /// context.
     fn offload_written_value_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        block_on(run_blocking_in(&pool, || {
-            let _ = V.set(OnDrop::armed(REENTER));
-        }));
-        drain(&pool);
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        offload_written_value(REENTER);
     }
 
     /// The task is dropped before the job ran: the closure's captures are
     /// dropped without calling it, and their destructor panics.
     fn offload_skipped_captures_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        let release = block(&pool);
-        let capture = OnDrop::armed(PANIC);
-        drop(run_blocking_in(&pool, move || drop(capture)));
-        let capture = OnDrop::armed(PANIC);
-        drop(ctx.run_blocking_in(&pool, move || drop(capture)));
-        drop(release);
-        drain(&pool);
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_skipped_captures(PANIC);
     }
 
     /// ... or re-enters: inside the job's context, as running it would have.
     fn offload_skipped_captures_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        let release = block(&pool);
-        let capture = OnDrop::armed(REENTER);
-        drop(run_blocking_in(&pool, move || drop(capture)));
-        let capture = OnDrop::armed(REENTER);
-        drop(ctx.run_blocking_in(&pool, move || drop(capture)));
-        drop(release);
-        drain(&pool);
-        assert_eq!(ctx.get(&MARK), Some("user code"));
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_skipped_captures(REENTER);
     }
 
     /// A skipped job whose shared context is entered elsewhere when it
     /// would run: its captures' destructor panics.
     fn offload_skipped_in_a_busy_context_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        let release = block(&pool);
-        let capture = OnDrop::armed(PANIC);
-        drop(ctx.run_blocking_in(&pool, move || drop(capture)));
-        ctx.run(|| {
-            drop(release);
-            drain(&pool);
-        });
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_skipped_in_a_busy_context(PANIC);
     }
 
     /// ... or re-enters: never in the pool thread's own context.
     fn offload_skipped_in_a_busy_context_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        let release = block(&pool);
-        let capture = OnDrop::armed(REENTER);
-        drop(ctx.run_blocking_in(&pool, move || drop(capture)));
-        ctx.run(|| {
-            drop(release);
-            drain(&pool);
-        });
-        assert_eq!(ctx.get(&MARK), None, "written into a context entered elsewhere");
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_skipped_in_a_busy_context(REENTER);
     }
 
     /// `ctx.run_blocking` while the awaiting thread has `ctx` entered: fails
     /// with AlreadyEntered, and the closure's captures, dropped uncalled,
     /// panic.
     fn offload_already_entered_captures_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        let capture = OnDrop::armed(PANIC);
-        let message = panics(|| {
-            ctx.run(|| block_on(ctx.run_blocking_in(&pool, move || drop(capture))))
-        });
-        assert!(message.contains("already entered"), "{message}");
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_already_entered_captures(PANIC);
     }
 
     /// ... or re-enter: never in the pool thread's own context.
     fn offload_already_entered_captures_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        let capture = OnDrop::armed(REENTER);
-        let message = panics(|| {
-            ctx.run(|| block_on(ctx.run_blocking_in(&pool, move || drop(capture))))
-        });
-        assert!(message.contains("already entered"), "{message}");
-        assert_eq!(ctx.get(&MARK), None, "written into a context entered elsewhere");
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_already_entered_captures(REENTER);
     }
 
     /// The task is dropped while the job runs: the pool thread drops the
     /// result, whose destructor panics.
     fn offload_unawaited_result_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        for shared in [false, true] {
-            let (started, running) = mpsc::channel();
-            let (go, wait) = mpsc::channel::<()>();
-            let job = move || {
-                started.send(()).unwrap();
-                wait.recv().unwrap();
-                OnDrop::armed(PANIC)
-            };
-            let task = if shared { ctx.run_blocking_in(&pool, job) } else { run_blocking_in(&pool, job) };
-            running.recv().unwrap();
-            drop(task);
-            go.send(()).unwrap();
-            drain(&pool);
-        }
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_unawaited_result(PANIC);
     }
 
     /// ... or re-enters: inside the job's context, as the closure ran.
     fn offload_unawaited_result_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = Context::new();
-        for shared in [false, true] {
-            let (started, running) = mpsc::channel();
-            let (go, wait) = mpsc::channel::<()>();
-            let job = move || {
-                started.send(()).unwrap();
-                wait.recv().unwrap();
-                OnDrop::armed(REENTER)
-            };
-            let task = if shared { ctx.run_blocking_in(&pool, job) } else { run_blocking_in(&pool, job) };
-            running.recv().unwrap();
-            drop(task);
-            go.send(()).unwrap();
-            drain(&pool);
-            assert_pool_clean(&pool);
-        }
-        assert_eq!(ctx.get(&MARK), Some("user code"), "not dropped in the job's context");
-        assert_home(&[&ctx]);
+        offload_unawaited_result(REENTER);
     }
 
     /// Leaving the job's context drops the value the closure replaced, and
     /// that destructor panics: the await resumes that panic, and the
     /// closure's result — already made — is dropped too, here panicking.
     fn offload_leaving_panics_result_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = context_with_a_bomb();
-        let task = ctx.run_blocking_in(&pool, || {
-            let _ = V.set(OnDrop::inert());
-            OnDrop::armed(PANIC)
-        });
-        user_panic(panics(|| block_on(task)));
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_leaving_panics_result(PANIC);
     }
 
     /// ... here re-entering: inside the job's context, as the closure ran.
     fn offload_leaving_panics_result_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        let ctx = context_with_a_bomb();
-        let task = ctx.run_blocking_in(&pool, || {
-            let _ = V.set(OnDrop::inert());
-            OnDrop::armed(REENTER)
-        });
-        user_panic(panics(|| block_on(task)));
-        assert_eq!(ctx.get(&MARK), Some("user code"), "not dropped in the job's context");
-        assert_home(&[&ctx]);
-        assert_pool_clean(&pool);
+        offload_leaving_panics_result(REENTER);
     }
 
     /// The same with a copy: the job's copy holds the last reference to the
@@ -408,20 +417,13 @@ isolated_tests! {
 // ---------------------------------------------------------------------------
 // Fork-join: `join`.
 
-/// `bridge::join` inside `bridge::install` on a one-thread pool: both halves
-/// run on the pool thread (the first inline, in the caller's frame). Checks
-/// the caller's context after it, and returns the join's outcome.
-fn join_in_pool<A, B, RA, RB>(pool: &ThreadPool, a: A, b: B) -> (RA, RB)
-where
-    A: FnOnce() -> RA + Send,
-    B: FnOnce() -> RB + Send,
-    RA: Send,
-    RB: Send,
-{
+/// `f` inside `bridge::install` on a one-thread pool, in a context that
+/// holds `HOME = "caller"`. Checks the caller's context after `f` (returned
+/// or panicked), and returns `f`'s outcome.
+fn in_pool<R: Send>(pool: &ThreadPool, f: impl FnOnce() -> R + Send) -> R {
     baton_bridge::install(pool, || {
         let _ = HOME.set("caller");
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| baton_bridge::join(a, b)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         assert_eq!(HOME.get(), Some("caller"), "the caller's context is gone");
         assert_eq!(
             MARK.get(),
@@ -437,6 +439,29 @@ where
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+/// `bridge::join` [`in_pool`]: both halves run on the pool thread (the
+/// first inline, in the caller's frame).
+fn join_in_pool<A, B, RA, RB>(pool: &ThreadPool, a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    in_pool(pool, || baton_bridge::join(a, b))
+}
+
+/// One half panics; the other half's result does `action` when dropped.
+fn join_other_halfs_result(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let result = || OnDrop::armed(action);
+    user_panic(panics(|| join_in_pool(&pool, || user(PANIC), result)));
+    user_panic(panics(|| join_in_pool(&pool, result, || user(PANIC))));
+    assert_home(&[]);
+    assert_pool_clean(&pool);
 }
 
 isolated_tests! {
@@ -492,28 +517,37 @@ isolated_tests! {
     /// One half panics; the other half's result is dropped, and its
     /// destructor panics as well.
     fn join_other_halfs_result_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| join_in_pool(&pool, || user(PANIC), || OnDrop::armed(PANIC))));
-        user_panic(panics(|| join_in_pool(&pool, || OnDrop::armed(PANIC), || user(PANIC))));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        join_other_halfs_result(PANIC);
     }
 
     /// ... or re-enters: inside that half's copy, never in the caller's
     /// context.
     fn join_other_halfs_result_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| join_in_pool(&pool, || user(PANIC), || OnDrop::armed(REENTER))));
-        user_panic(panics(|| join_in_pool(&pool, || OnDrop::armed(REENTER), || user(PANIC))));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        join_other_halfs_result(REENTER);
     }
 }
 
 // ---------------------------------------------------------------------------
 // Fork-join: `scope` and `Scope::spawn`.
+
+/// A spawned closure panics after the scope's own closure returned a value
+/// that does `action` when dropped.
+fn scope_result_of_a_panicking_scope(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    user_panic(panics(|| {
+        in_pool(&pool, || {
+            baton_bridge::scope(|s| {
+                s.spawn(|_| {
+                    user(PANIC);
+                });
+                OnDrop::armed(action)
+            })
+        })
+    }));
+    assert_home(&[]);
+    assert_pool_clean(&pool);
+}
 
 isolated_tests! {
     fn scope_closures_panicking() {
@@ -547,18 +581,15 @@ isolated_tests! {
         leave_home_mark();
         let pool = pool();
         let (tx, rx) = mpsc::channel();
-        let seen = baton_bridge::install(&pool, || {
-            let _ = HOME.set("caller");
-            let seen = baton_bridge::scope(|s| {
+        let seen = in_pool(&pool, || {
+            baton_bridge::scope(|s| {
                 let tx = tx.clone();
                 s.spawn(move |s| {
                     tx.send(user(REENTER)).unwrap();
                     s.spawn(move |_| tx.send(user(REENTER)).unwrap());
                 });
                 user(REENTER)
-            });
-            assert_eq!((HOME.get(), MARK.get()), (Some("caller"), None));
-            seen
+            })
         });
         drop(tx);
         assert_eq!(seen, Some("user code"));
@@ -599,16 +630,14 @@ isolated_tests! {
         let write = || {
             let _ = V.set(OnDrop::armed(REENTER));
         };
-        baton_bridge::install(&pool, || {
-            let _ = HOME.set("caller");
+        in_pool(&pool, || {
             baton_bridge::scope(|s| {
                 s.spawn(move |s| {
                     write();
                     s.spawn(move |_| write());
                 });
                 write();
-            });
-            assert_eq!((HOME.get(), MARK.get()), (Some("caller"), None));
+            })
         });
         assert_home(&[]);
         assert_pool_clean(&pool);
@@ -617,44 +646,12 @@ isolated_tests! {
     /// A spawned closure panics after the scope's own closure returned a
     /// value: that value is dropped, and its destructor panics too.
     fn scope_result_of_a_panicking_scope_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| {
-            baton_bridge::install(&pool, || {
-                baton_bridge::scope(|s| {
-                    s.spawn(|_| {
-                        user(PANIC);
-                    });
-                    OnDrop::armed(PANIC)
-                })
-            })
-        }));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        scope_result_of_a_panicking_scope(PANIC);
     }
 
     /// ... or re-enters: inside the scope closure's copy.
     fn scope_result_of_a_panicking_scope_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| {
-            baton_bridge::install(&pool, || {
-                let _ = HOME.set("caller");
-                let outcome = std::panic::catch_unwind(|| {
-                    baton_bridge::scope(|s| {
-                        s.spawn(|_| {
-                            user(PANIC);
-                        });
-                        OnDrop::armed(REENTER)
-                    })
-                });
-                assert_eq!((HOME.get(), MARK.get()), (Some("caller"), None));
-                outcome
-            })
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        }));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        scope_result_of_a_panicking_scope(REENTER);
     }
 }
 
@@ -705,65 +702,124 @@ fn spawned(f: impl FnOnce() + Send + 'static) {
     wait.recv().unwrap();
 }
 
+/// `bridge::install` of a closure that does `action`, then of one that
+/// writes a value that does `action` when dropped.
+fn install_closure(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    user_outcome(
+        action,
+        || baton_bridge::install(&pool, || user(action)),
+        Some("user code"),
+    );
+    let write = || {
+        let _ = V.set(OnDrop::armed(action));
+    };
+    user_outcome(action, || baton_bridge::install(&pool, write), ());
+    assert_home(&[]);
+    assert_pool_clean(&pool);
+}
+
+/// `bridge::spawn` of a closure that does `action`, then of one that writes
+/// a value that does `action` when dropped: a panic reaches the pool's
+/// panic handler.
+fn spawn_closure(action: u8) {
+    leave_home_mark();
+    let panics = global_pool();
+    let reported = || match action {
+        PANIC => user_panic(panics.recv().unwrap()),
+        _ => assert!(panics.try_recv().is_err()),
+    };
+    let (tx, rx) = mpsc::channel();
+    spawned(move || tx.send(user(action)).unwrap());
+    reported();
+    if action == REENTER {
+        assert_eq!(rx.recv().unwrap(), Some("user code"));
+    }
+    spawned(move || {
+        let _ = V.set(OnDrop::armed(action));
+    });
+    reported();
+    assert_home(&[]);
+    assert_global_pool_clean();
+}
+
 isolated_tests! {
     fn install_closure_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| baton_bridge::install(&pool, || user(PANIC))));
-        user_panic(panics(|| {
-            baton_bridge::install(&pool, || {
-                let _ = V.set(OnDrop::armed(PANIC));
-            })
-        }));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        install_closure(PANIC);
     }
 
     fn install_closure_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        assert_eq!(baton_bridge::install(&pool, || user(REENTER)), Some("user code"));
-        baton_bridge::install(&pool, || {
-            let _ = V.set(OnDrop::armed(REENTER));
-        });
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        install_closure(REENTER);
     }
 
     /// A panic in a `bridge::spawn` closure goes to the pool's panic handler,
     /// as with `rayon::spawn`, once the pool thread is back in its context.
     fn spawn_closure_panicking() {
-        leave_home_mark();
-        let panics = global_pool();
-        spawned(|| {
-            user(PANIC);
-        });
-        user_panic(panics.recv().unwrap());
-        spawned(|| {
-            let _ = V.set(OnDrop::armed(PANIC));
-        });
-        user_panic(panics.recv().unwrap());
-        assert_home(&[]);
-        assert_global_pool_clean();
+        spawn_closure(PANIC);
     }
 
     fn spawn_closure_reentrant() {
-        leave_home_mark();
-        let panics = global_pool();
-        let (tx, rx) = mpsc::channel();
-        spawned(move || tx.send(user(REENTER)).unwrap());
-        assert_eq!(rx.recv().unwrap(), Some("user code"));
-        spawned(|| {
-            let _ = V.set(OnDrop::armed(REENTER));
-        });
-        assert!(panics.try_recv().is_err());
-        assert_home(&[]);
-        assert_global_pool_clean();
+        spawn_closure(REENTER);
     }
 }
 
 // ---------------------------------------------------------------------------
 // `.in_context()` parallel iterators.
+
+/// `.in_context()` closures write values that do `action` when dropped into
+/// their pieces' copies.
+fn iter_written_value(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let write = || {
+        let _ = V.set(OnDrop::armed(action));
+    };
+    let all = || (0..100).into_par_iter().in_context();
+    user_outcome(action, || pool.install(|| all().for_each(|_| write())), ());
+    let sum = || {
+        all().map(|_| 1).reduce(
+            || 0,
+            |a, b| {
+                write();
+                a + b
+            },
+        )
+    };
+    user_outcome(action, || pool.install(sum), 100);
+    if action == REENTER {
+        all().for_each(|_| write());
+    }
+    assert_home(&[]);
+    assert_pool_clean(&pool);
+}
+
+/// An item panics while other pieces hold results: one (in the other half
+/// from the panic: the pool has one thread, so the input is split once)
+/// does `action` when dropped, and so do all the others if that re-enters.
+fn iter_results_of_a_panicking_iterator(action: u8) {
+    leave_home_mark();
+    let pool = pool();
+    let others = if action == PANIC { NOTHING } else { action };
+    user_panic(panics(|| {
+        pool.install(|| {
+            (0..100)
+                .into_par_iter()
+                .in_context()
+                .map(|i| match i {
+                    0 => OnDrop::armed(action),
+                    99 => {
+                        user(PANIC);
+                        unreachable!()
+                    }
+                    _ => OnDrop::armed(others),
+                })
+                .collect::<Vec<_>>()
+        })
+    }));
+    assert_home(&[]);
+    assert_pool_clean(&pool);
+}
 
 isolated_tests! {
     fn iter_closures_panicking() {
@@ -814,91 +870,22 @@ isolated_tests! {
     /// The closures write values into their pieces' copies, which are
     /// dropped after the pieces; the values' destructors panic.
     fn iter_written_value_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| {
-            pool.install(|| {
-                (0..100).into_par_iter().in_context().for_each(|_| {
-                    let _ = V.set(OnDrop::armed(PANIC));
-                })
-            })
-        }));
-        user_panic(panics(|| {
-            pool.install(|| {
-                (0..100).into_par_iter().in_context().map(|_| 1).reduce(|| 0, |a, b| {
-                    let _ = V.set(OnDrop::armed(PANIC));
-                    a + b
-                })
-            })
-        }));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        iter_written_value(PANIC);
     }
 
     /// ... or re-enter: never in the caller's or a pool thread's context.
     fn iter_written_value_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        pool.install(|| {
-            (0..100).into_par_iter().in_context().for_each(|_| {
-                let _ = V.set(OnDrop::armed(REENTER));
-            })
-        });
-        let n = pool.install(|| {
-            (0..100).into_par_iter().in_context().map(|_| 1).reduce(|| 0, |a, b| {
-                let _ = V.set(OnDrop::armed(REENTER));
-                a + b
-            })
-        });
-        assert_eq!(n, 100);
-        (0..100).into_par_iter().in_context().for_each(|_| {
-            let _ = V.set(OnDrop::armed(REENTER));
-        });
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        iter_written_value(REENTER);
     }
 
     /// An item panics while other pieces hold results: those are dropped,
     /// and their destructors panic too.
     fn iter_results_of_a_panicking_iterator_panicking() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| {
-            pool.install(|| {
-                (0..100)
-                    .into_par_iter()
-                    .in_context()
-                    .map(|i| match i {
-                        // In the other half from the panic (the pool has
-                        // one thread: the input is split once).
-                        0 => OnDrop::armed(PANIC),
-                        99 => {
-                            user(PANIC);
-                            unreachable!()
-                        }
-                        _ => OnDrop::inert(),
-                    })
-                    .collect::<Vec<_>>()
-            })
-        }));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        iter_results_of_a_panicking_iterator(PANIC);
     }
 
     /// ... or re-enter: inside a copy, never in a pool thread's context.
     fn iter_results_of_a_panicking_iterator_reentrant() {
-        leave_home_mark();
-        let pool = pool();
-        user_panic(panics(|| {
-            pool.install(|| {
-                (0..100)
-                    .into_par_iter()
-                    .in_context()
-                    .map(|i| if i == 99 { user(PANIC); unreachable!() } else { OnDrop::armed(REENTER) })
-                    .collect::<Vec<_>>()
-            })
-        }));
-        assert_home(&[]);
-        assert_pool_clean(&pool);
+        iter_results_of_a_panicking_iterator(REENTER);
     }
 }

@@ -16,7 +16,8 @@
 //! fresh thread: a regression is a failed test, never a dead test binary.
 //! Under Miri, which cannot start processes, they run in-process.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread;
 
 use baton_context::{Context, ContextError, ContextVar, copy_context};
@@ -135,18 +136,24 @@ isolated_tests! {
     /// thread-exit cleanup, panicked inside a thread-local destructor: the
     /// process aborted.
     fn reproduction_4_a_destructor_that_sets_a_variable_at_thread_exit_does_not_abort() {
-        let (value, trigger) = OnDrop::new();
-        trigger.store(REENTER, Ordering::SeqCst);
-        let (published, trigger2) = OnDrop::new();
-        trigger2.store(REENTER, Ordering::SeqCst);
-        thread::spawn(move || {
-            let _ = W.set(published);
-            Context::new().run(|| {}); // into the base cell
-            let _ = V.set(value); // and one in the private map
-        })
-        .join()
-        .expect("the thread exits cleanly");
+        thread_exit_drop(REENTER);
     }
+}
+
+/// A thread that exits with two values that do `action` when dropped: one
+/// in its base context's published bindings, one in its private writes.
+fn thread_exit_drop(action: u8) {
+    let (value, trigger) = OnDrop::new();
+    trigger.store(action, Ordering::SeqCst);
+    let (published, trigger2) = OnDrop::new();
+    trigger2.store(action, Ordering::SeqCst);
+    thread::spawn(move || {
+        let _ = W.set(published);
+        Context::new().run(|| {}); // into the base cell
+        let _ = V.set(value); // and one in the private map
+    })
+    .join()
+    .expect("the thread exits cleanly");
 }
 
 /// A value whose `Clone` runs a context.
@@ -196,129 +203,177 @@ static DEFAULT_REENTERS: ContextVar<u32> = ContextVar::with_default_fn("default_
     5
 });
 
+/// A context whose `V` holds a value that does what the returned trigger
+/// says when dropped.
+fn context_holding_a_value() -> (Context, Arc<AtomicU8>) {
+    let ctx = Context::new();
+    let (value, trigger) = OnDrop::new();
+    ctx.run(|| {
+        let _ = V.set(value);
+    });
+    (ctx, trigger)
+}
+
+/// `reset` of a value that does `action` when dropped, inside a context.
+fn reset_drop(action: u8) {
+    leave_home_mark();
+    let ctx = Context::new();
+    ctx.run(|| {
+        let (value, trigger) = OnDrop::new();
+        let token = V.set(value);
+        trigger.store(action, Ordering::SeqCst);
+        match action {
+            PANIC => {
+                panics(|| V.reset(token).unwrap());
+                assert!(V.with(|v| v.is_none()), "the reset happened");
+                let _ = S.set("after".into());
+            }
+            _ => V.reset(token).unwrap(),
+        }
+    });
+    match action {
+        PANIC => assert_eq!(ctx.get(&S).as_deref(), Some("after")),
+        _ => {
+            assert_eq!(ctx.get(&MARK), Some("user code"));
+            assert_eq!(MARK.get(), None);
+        }
+    }
+    assert_home(&[&ctx]);
+}
+
+/// Enters a context while the caller's writes replace a value that does
+/// `action` when dropped.
+fn enter_drop(action: u8) {
+    leave_home_mark();
+    let outer = Context::new();
+    let victim = Context::new();
+    outer.run(|| {
+        let (value, trigger) = OnDrop::new();
+        let _ = V.set(value);
+        Context::new().run(|| {});
+        let _ = V.set(OnDrop::inert());
+        trigger.store(action, Ordering::SeqCst);
+        match action {
+            PANIC => {
+                panics(|| victim.run(|| unreachable!("entered after the panic")));
+                assert!(outer.is_current());
+                assert!(!victim.is_entered());
+                // Both usable again.
+                victim.run(|| {
+                    let _ = S.set("victim".into());
+                });
+            }
+            _ => {
+                victim.run(|| assert_eq!(MARK.get(), None));
+                assert_eq!(MARK.get(), Some("user code"));
+            }
+        }
+    });
+    match action {
+        PANIC => {
+            assert_eq!(victim.get(&S).as_deref(), Some("victim"));
+            assert!(outer.contains(&V));
+        }
+        _ => {
+            assert_eq!(victim.len(), 0);
+            assert_eq!(outer.get(&MARK), Some("user code"));
+        }
+    }
+    assert_home(&[&outer, &victim]);
+}
+
+/// Leaves a context whose run replaced a value that does `action` when
+/// dropped.
+fn exit_drop(action: u8) {
+    leave_home_mark();
+    let (ctx, trigger) = context_holding_a_value();
+    let run = || {
+        ctx.run(|| {
+            let _ = V.set(OnDrop::inert());
+            let _ = S.set("written".into());
+            trigger.store(action, Ordering::SeqCst);
+        })
+    };
+    match action {
+        PANIC => {
+            let message = panics(run);
+            assert!(message.contains("a destructor panics"), "{message}");
+        }
+        _ => run(),
+    }
+    assert_eq!(
+        ctx.get(&S).as_deref(),
+        Some("written"),
+        "the run's writes were kept"
+    );
+    assert_eq!(S.get(), None);
+    if action == REENTER {
+        // The destructor ran in the context the value belonged to.
+        assert_eq!(ctx.get(&MARK), Some("user code"));
+        assert_eq!(MARK.get(), None);
+    }
+    assert_home(&[&ctx]);
+}
+
+/// Drops the last handle of a context that holds a value that does
+/// `action` when dropped.
+fn context_drop(action: u8) {
+    leave_home_mark();
+    let (ctx, trigger) = context_holding_a_value();
+    trigger.store(action, Ordering::SeqCst);
+    match action {
+        PANIC => {
+            panics(move || drop(ctx));
+            assert_home(&[]);
+            // The handle's memory is reused cleanly.
+            let next = Context::new();
+            assert_eq!(next.len(), 0);
+            assert_home(&[&next]);
+        }
+        _ => {
+            drop(ctx);
+            assert_eq!(MARK.get(), Some("user code"));
+            assert_home(&[]);
+        }
+    }
+}
+
 isolated_tests! {
     /// `reset` drops the value it replaces, in the current context.
     fn reset_drop_panicking() {
-        leave_home_mark();
-        let ctx = Context::new();
-        ctx.run(|| {
-            let (value, trigger) = OnDrop::new();
-            let token = V.set(value);
-            trigger.store(PANIC, Ordering::SeqCst);
-            panics(|| V.reset(token).unwrap());
-            assert!(V.with(|v| v.is_none()), "the reset happened");
-            let _ = S.set("after".into());
-        });
-        assert_eq!(ctx.get(&S).as_deref(), Some("after"));
-        assert_home(&[&ctx]);
+        reset_drop(PANIC);
     }
 
     fn reset_drop_reentrant() {
-        leave_home_mark();
-        let ctx = Context::new();
-        ctx.run(|| {
-            let (value, trigger) = OnDrop::new();
-            let token = V.set(value);
-            trigger.store(REENTER, Ordering::SeqCst);
-            V.reset(token).unwrap();
-        });
-        assert_eq!(ctx.get(&MARK), Some("user code"));
-        assert_eq!(MARK.get(), None);
-        assert_home(&[&ctx]);
+        reset_drop(REENTER);
     }
 
     /// Entering a context publishes the caller's writes and drops the
     /// bindings they replace: in the caller's context, before the switch.
     fn enter_drop_panicking() {
-        leave_home_mark();
-        let outer = Context::new();
-        let victim = Context::new();
-        outer.run(|| {
-            let (value, trigger) = OnDrop::new();
-            let _ = V.set(value);
-            Context::new().run(|| {});
-            let _ = V.set(OnDrop::inert());
-            trigger.store(PANIC, Ordering::SeqCst);
-            panics(|| victim.run(|| unreachable!("entered after the panic")));
-            assert!(outer.is_current());
-            assert!(!victim.is_entered());
-            // Both usable again.
-            victim.run(|| {
-                let _ = S.set("victim".into());
-            });
-        });
-        assert_eq!(victim.get(&S).as_deref(), Some("victim"));
-        assert!(outer.contains(&V));
-        assert_home(&[&outer, &victim]);
+        enter_drop(PANIC);
     }
 
     fn enter_drop_reentrant() {
-        leave_home_mark();
-        let outer = Context::new();
-        let victim = Context::new();
-        outer.run(|| {
-            let (value, trigger) = OnDrop::new();
-            let _ = V.set(value);
-            Context::new().run(|| {});
-            let _ = V.set(OnDrop::inert());
-            trigger.store(REENTER, Ordering::SeqCst);
-            victim.run(|| assert_eq!(MARK.get(), None));
-            assert_eq!(MARK.get(), Some("user code"));
-        });
-        assert_eq!(victim.len(), 0);
-        assert_eq!(outer.get(&MARK), Some("user code"));
-        assert_home(&[&outer, &victim]);
+        enter_drop(REENTER);
     }
 
     /// Leaving a context publishes the run's writes and drops the bindings
     /// they replace: inside that context, before the switch back; a panic
     /// is resumed once the caller's context is restored.
     fn exit_drop_panicking() {
-        leave_home_mark();
-        let ctx = Context::new();
-        let (value, trigger) = OnDrop::new();
-        ctx.run(|| {
-            let _ = V.set(value);
-        });
-        let message = panics(|| {
-            ctx.run(|| {
-                let _ = V.set(OnDrop::inert());
-                let _ = S.set("written".into());
-                trigger.store(PANIC, Ordering::SeqCst);
-            })
-        });
-        assert!(message.contains("a destructor panics"), "{message}");
-        assert_eq!(ctx.get(&S).as_deref(), Some("written"), "the run's writes were kept");
-        assert_eq!(S.get(), None);
-        assert_home(&[&ctx]);
+        exit_drop(PANIC);
     }
 
     fn exit_drop_reentrant() {
-        leave_home_mark();
-        let ctx = Context::new();
-        let (value, trigger) = OnDrop::new();
-        ctx.run(|| {
-            let _ = V.set(value);
-        });
-        ctx.run(|| {
-            let _ = V.set(OnDrop::inert());
-            trigger.store(REENTER, Ordering::SeqCst);
-        });
-        // The destructor ran in the context the value belonged to.
-        assert_eq!(ctx.get(&MARK), Some("user code"));
-        assert_eq!(MARK.get(), None);
-        assert_home(&[&ctx]);
+        exit_drop(REENTER);
     }
 
     /// A run that panics, and a destructor that panics on the way out: the
     /// run's panic is the one that propagates, and nothing aborts.
     fn exit_drop_panicking_while_the_run_panics() {
         leave_home_mark();
-        let ctx = Context::new();
-        let (value, trigger) = OnDrop::new();
-        ctx.run(|| {
-            let _ = V.set(value);
-        });
+        let (ctx, trigger) = context_holding_a_value();
         let message = panics(|| {
             ctx.run(|| {
                 let _ = V.set(OnDrop::inert());
@@ -357,48 +412,17 @@ isolated_tests! {
     /// The last handle of a context drops its values in the dropper's
     /// context.
     fn context_drop_panicking() {
-        leave_home_mark();
-        let ctx = Context::new();
-        let (value, trigger) = OnDrop::new();
-        ctx.run(|| {
-            let _ = V.set(value);
-        });
-        trigger.store(PANIC, Ordering::SeqCst);
-        panics(move || drop(ctx));
-        assert_home(&[]);
-        // The handle's memory is reused cleanly.
-        let next = Context::new();
-        assert_eq!(next.len(), 0);
-        assert_home(&[&next]);
+        context_drop(PANIC);
     }
 
     fn context_drop_reentrant() {
-        leave_home_mark();
-        let ctx = Context::new();
-        let (value, trigger) = OnDrop::new();
-        ctx.run(|| {
-            let _ = V.set(value);
-        });
-        trigger.store(REENTER, Ordering::SeqCst);
-        drop(ctx);
-        assert_eq!(MARK.get(), Some("user code"));
-        assert_home(&[]);
+        context_drop(REENTER);
     }
 
     /// Thread exit drops the thread's own bindings: a panicking destructor
     /// there is reported and the thread still ends normally.
     fn thread_exit_drop_panicking() {
-        let (value, trigger) = OnDrop::new();
-        trigger.store(PANIC, Ordering::SeqCst);
-        let (published, trigger2) = OnDrop::new();
-        trigger2.store(PANIC, Ordering::SeqCst);
-        thread::spawn(move || {
-            let _ = W.set(published);
-            Context::new().run(|| {});
-            let _ = V.set(value);
-        })
-        .join()
-        .expect("the thread exits cleanly");
+        thread_exit_drop(PANIC);
     }
 
     fn thread_exit_drop_reentrant_inside_a_context() {

@@ -15,7 +15,7 @@ use std::sync::mpsc;
 use std::task::{Context as TaskContext, Poll};
 
 use baton_context::{Context, ContextVar};
-use baton_executor::{Builder, Runtime, spawn, yield_now};
+use baton_executor::{Builder, JoinHandle, Runtime, spawn, yield_now};
 
 #[path = "../../context/tests/support/user_code.rs"]
 mod user_code;
@@ -70,6 +70,138 @@ impl Drop for Witness {
     }
 }
 
+/// Spawns `fut`, whose user code does `action`: panicking, as `spawn` does,
+/// into a copy of the caller's context; re-entering, into `ctx`, to see
+/// what the user code set there.
+fn spawn_for<T: Send + 'static>(
+    rt: &Runtime,
+    action: u8,
+    ctx: &Context,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> JoinHandle<T> {
+    match action {
+        PANIC => rt.spawn(fut),
+        _ => rt.spawn_with_context(ctx.clone(), fut),
+    }
+}
+
+/// A task's future holds a value that does `action` when dropped, and
+/// completes.
+fn completion_drop(action: u8) {
+    let rt = rt(1);
+    let ctx = Context::new();
+    let value = OnDrop::armed(action);
+    let result = rt.block_on(spawn_for(&rt, action, &ctx, async move {
+        let _value = value;
+        yield_now().await;
+    }));
+    match action {
+        PANIC => assert!(result.unwrap_err().is_panic()),
+        _ => {
+            result.unwrap();
+            assert_eq!(ctx.get(&MARK), Some("user code"));
+            assert_eq!(MARK.get(), None);
+            assert_free(&ctx);
+        }
+    }
+    assert_works(&rt);
+}
+
+/// Aborts a task whose future holds a value that does `action` when
+/// dropped: panicking, once the task has been polled.
+fn abort_drop(action: u8) {
+    let rt = rt(1);
+    let ctx = Context::new();
+    let handle = spawn_for(&rt, action, &ctx, holding(OnDrop::armed(action)));
+    if action == PANIC {
+        rt.block_on(yield_now());
+    }
+    handle.abort();
+    let err = rt.block_on(handle).unwrap_err();
+    match action {
+        PANIC => assert!(err.is_panic() || err.is_cancelled()),
+        _ => {
+            assert!(err.is_cancelled());
+            assert_eq!(ctx.get(&MARK), Some("user code"));
+            assert_eq!(MARK.get(), None);
+        }
+    }
+    assert_works(&rt);
+}
+
+/// A task writes over a value that does `action` when dropped, in its own
+/// context.
+fn replaced_value(action: u8) {
+    let rt = rt(1);
+    let ctx = Context::new();
+    let result = rt.block_on(spawn_for(&rt, action, &ctx, async move {
+        let _ = V.set(OnDropCell(OnDrop::armed(action)));
+        yield_now().await;
+        let _ = V.set(OnDropCell(OnDrop::inert()));
+        yield_now().await;
+    }));
+    match action {
+        PANIC => assert!(result.unwrap_err().is_panic()),
+        _ => {
+            result.unwrap();
+            assert_eq!(ctx.get(&MARK), Some("user code"));
+            assert_eq!(MARK.get(), None);
+        }
+    }
+    assert_works(&rt);
+}
+
+/// A worker drops what the detached `fut` leaves (its output, or its task's
+/// context), then the output of a [`Witness`], which must see nothing user
+/// code set.
+fn dropped_by_a_worker<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) {
+    let rt = rt(1);
+    let (tx, rx) = mpsc::channel();
+    detach(&rt, fut);
+    detach(&rt, async move { Witness(tx) });
+    assert_eq!(
+        rx.recv().unwrap(),
+        None,
+        "a destructor's write reached the worker"
+    );
+    assert_works(&rt);
+}
+
+/// An output that does `action` when dropped, which nobody awaits.
+fn output_drop(action: u8) {
+    dropped_by_a_worker(async move { OnDrop::armed(action) });
+}
+
+/// A task context, which the task leaves behind, holding a value that does
+/// `action` when dropped.
+fn task_context_drop(action: u8) {
+    dropped_by_a_worker(async move {
+        let _ = V.set(OnDropCell(OnDrop::armed(action)));
+    });
+}
+
+/// `block_on` of a future that holds a value that does `action` when
+/// dropped.
+fn block_on_drop(action: u8) {
+    let rt = rt(1);
+    let value = OnDrop::armed(action);
+    let run = || {
+        rt.block_on(async move {
+            let _value = value;
+        })
+    };
+    match action {
+        PANIC => {
+            panics(run);
+        }
+        _ => {
+            run();
+            assert_eq!(MARK.get(), None);
+        }
+    }
+    assert_works(&rt);
+}
+
 isolated_tests! {
     /// Issue 14's reproduction 3, as the executor saw it: a context left
     /// claimed by a refused re-entrant `Clone` made a task spawned into it
@@ -122,53 +254,20 @@ isolated_tests! {
 
     /// The future is dropped on completion, inside the task's context.
     fn completion_drop_panicking() {
-        let rt = rt(1);
-        let value = OnDrop::armed(PANIC);
-        let err = rt
-            .block_on(rt.spawn(async move {
-                let _value = value;
-                yield_now().await;
-            }))
-            .unwrap_err();
-        assert!(err.is_panic());
-        assert_works(&rt);
+        completion_drop(PANIC);
     }
 
     fn completion_drop_reentrant() {
-        let rt = rt(1);
-        let ctx = Context::new();
-        let value = OnDrop::armed(REENTER);
-        rt.block_on(rt.spawn_with_context(ctx.clone(), async move {
-            let _value = value;
-            yield_now().await;
-        }))
-        .unwrap();
-        assert_eq!(ctx.get(&MARK), Some("user code"));
-        assert_eq!(MARK.get(), None);
-        assert_free(&ctx);
-        assert_works(&rt);
+        completion_drop(REENTER);
     }
 
     /// `abort` drops the future inside the task's context.
     fn abort_drop_panicking() {
-        let rt = rt(1);
-        let handle = rt.spawn(holding(OnDrop::armed(PANIC)));
-        rt.block_on(yield_now());
-        handle.abort();
-        let err = rt.block_on(handle).unwrap_err();
-        assert!(err.is_panic() || err.is_cancelled());
-        assert_works(&rt);
+        abort_drop(PANIC);
     }
 
     fn abort_drop_reentrant() {
-        let rt = rt(1);
-        let ctx = Context::new();
-        let handle = rt.spawn_with_context(ctx.clone(), holding(OnDrop::armed(REENTER)));
-        handle.abort();
-        assert!(rt.block_on(handle).unwrap_err().is_cancelled());
-        assert_eq!(ctx.get(&MARK), Some("user code"));
-        assert_eq!(MARK.get(), None);
-        assert_works(&rt);
+        abort_drop(REENTER);
     }
 
     /// Dropping the runtime drops every pending task's future.
@@ -197,96 +296,41 @@ isolated_tests! {
     /// A task writes over a value in its own context: leaving the context
     /// after that poll drops the value, inside the task's context.
     fn replaced_value_panicking() {
-        let rt = rt(1);
-        let err = rt
-            .block_on(rt.spawn(async {
-                let _ = V.set(OnDropCell(OnDrop::armed(PANIC)));
-                yield_now().await;
-                let _ = V.set(OnDropCell(OnDrop::inert()));
-                yield_now().await;
-            }))
-            .unwrap_err();
-        assert!(err.is_panic());
-        assert_works(&rt);
+        replaced_value(PANIC);
     }
 
     fn replaced_value_reentrant() {
-        let rt = rt(1);
-        let ctx = Context::new();
-        rt.block_on(rt.spawn_with_context(ctx.clone(), async {
-            let _ = V.set(OnDropCell(OnDrop::armed(REENTER)));
-            yield_now().await;
-            let _ = V.set(OnDropCell(OnDrop::inert()));
-            yield_now().await;
-        }))
-        .unwrap();
-        assert_eq!(ctx.get(&MARK), Some("user code"));
-        assert_eq!(MARK.get(), None);
-        assert_works(&rt);
+        replaced_value(REENTER);
     }
 
     /// An output nobody awaits is dropped by the runtime: inside the task's
     /// context, so nothing its destructor sets reaches a worker's own
     /// context (where the next output's destructor would see it).
     fn output_drop_panicking() {
-        let rt = rt(1);
-        let (tx, rx) = mpsc::channel();
-        detach(&rt, async { OnDrop::armed(PANIC) });
-        detach(&rt, async move { Witness(tx) });
-        assert_eq!(rx.recv().unwrap(), None);
-        assert_works(&rt);
+        output_drop(PANIC);
     }
 
     fn output_drop_reentrant() {
-        let rt = rt(1);
-        let (tx, rx) = mpsc::channel();
-        detach(&rt, async { OnDrop::armed(REENTER) });
-        detach(&rt, async move { Witness(tx) });
-        assert_eq!(rx.recv().unwrap(), None, "a destructor's write reached the worker");
-        assert_works(&rt);
+        output_drop(REENTER);
     }
 
     /// The context a task leaves behind is dropped with the task, inside it.
     fn task_context_drop_reentrant() {
-        let rt = rt(1);
-        let (tx, rx) = mpsc::channel();
-        detach(&rt, async {
-            let _ = V.set(OnDropCell(OnDrop::armed(REENTER)));
-        });
-        detach(&rt, async move { Witness(tx) });
-        assert_eq!(rx.recv().unwrap(), None, "a destructor's write reached the worker");
-        assert_works(&rt);
+        task_context_drop(REENTER);
     }
 
     fn task_context_drop_panicking() {
-        let rt = rt(1);
-        detach(&rt, async {
-            let _ = V.set(OnDropCell(OnDrop::armed(PANIC)));
-        });
-        assert_works(&rt);
+        task_context_drop(PANIC);
     }
 
     /// `block_on`'s future is dropped inside `block_on`'s copy of the
     /// caller's context.
     fn block_on_drop_panicking() {
-        let rt = rt(1);
-        let value = OnDrop::armed(PANIC);
-        panics(|| {
-            rt.block_on(async move {
-                let _value = value;
-            })
-        });
-        assert_works(&rt);
+        block_on_drop(PANIC);
     }
 
     fn block_on_drop_reentrant() {
-        let rt = rt(1);
-        let value = OnDrop::armed(REENTER);
-        rt.block_on(async move {
-            let _value = value;
-        });
-        assert_eq!(MARK.get(), None);
-        assert_works(&rt);
+        block_on_drop(REENTER);
     }
 
     /// A task that yields a poll whose waker re-enters: waking runs no user
