@@ -19,9 +19,11 @@
 //!   (it is entered elsewhere), in a scratch context instead.
 //! * [`drop_in_scratch`]: drops a value inside a fresh, empty context, which
 //!   is itself dropped the same way while a destructor wrote into it. That
-//!   is where a private copy of a context goes when its work is done: its
-//!   bindings' destructors run there, and what they set goes nowhere —
-//!   never into the thread's own context, a pool thread's included.
+//!   is where a private `Context` copy goes when its work is done (a
+//!   `ContextCell` copy needs no scratch: it drops its bindings inside
+//!   itself; see [`Enter::retire`]): its bindings' destructors run there,
+//!   and what they set goes nowhere — never into the thread's own context,
+//!   a pool thread's included.
 //!
 //! Each returns the first panic it caught instead of unwinding: the caller
 //! decides whether to resume it (to the caller of the operation, once the
@@ -40,6 +42,13 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 /// Something a closure can run inside.
 pub(crate) trait Enter {
     fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError>;
+
+    /// Drops the context once its work is done, so that its bindings'
+    /// destructors write nowhere that outlives it. Returns the first panic
+    /// of a destructor.
+    fn retire(self) -> Option<Panic>
+    where
+        Self: Sized;
 }
 
 impl Enter for ContextCell {
@@ -47,12 +56,25 @@ impl Enter for ContextCell {
     fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
         ContextCell::try_run(self, f)
     }
+
+    /// A cell drops its bindings inside itself (the context crate's
+    /// `ContextCell` drop): nothing more to do.
+    #[inline]
+    fn retire(self) -> Option<Panic> {
+        catch_unwind(AssertUnwindSafe(move || drop(self))).err()
+    }
 }
 
 impl Enter for Context {
     #[inline]
     fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
         Context::try_run(self, f)
+    }
+
+    /// A `Context`'s last handle drops its bindings where it stands: in a
+    /// scratch context, then.
+    fn retire(self) -> Option<Panic> {
+        drop_in_scratch(self)
     }
 }
 
@@ -194,12 +216,12 @@ impl<C: Enter, R> Ran<C, R> {
         self.outcome.is_err()
     }
 
-    /// Drops the context in a scratch context, and returns the result — or
+    /// Retires the context ([`Enter::retire`]), and returns the result — or
     /// the first panic, with the result dropped.
     #[inline]
     pub(crate) fn finish(self) -> Result<R, Panic> {
         let Ran { ctx, outcome } = self;
-        let dropped = drop_in_scratch(ctx);
+        let dropped = ctx.retire();
         match (outcome, dropped) {
             (Ok(value), None) => Ok(value),
             (Ok(value), Some(panic)) => {
@@ -220,15 +242,15 @@ impl<C: Enter, R> Ran<C, R> {
         }
     }
 
-    /// Gives up the result, dropping it inside the context, then drops the
-    /// context; panics of those destructors are discarded (the caller
+    /// Gives up the result, dropping it inside the context, then retires
+    /// the context; panics of those destructors are discarded (the caller
     /// unwinds with another one).
     pub(crate) fn abandon(self) {
         let Ran { ctx, outcome } = self;
         if let Ok(value) = outcome {
             discard(drop_inside(&ctx, value));
         }
-        discard(drop_in_scratch(ctx));
+        discard(ctx.retire());
     }
 }
 

@@ -12,8 +12,8 @@ use crate::contain::run_in_copy;
 /// Plain `pool.install` runs `op` in the pool thread's own context, so a
 /// `join`, `scope` or `.in_context()` inside it would capture that instead
 /// of the caller's. The caller's context is unchanged afterwards. The copy
-/// is dropped after `op`, on the pool thread, in a scratch context (what the
-/// destructors of its bindings set goes nowhere). A panic in `op` propagates
+/// is dropped after `op`, on the pool thread; it drops its bindings inside
+/// itself, so what their destructors set goes nowhere. A panic in `op` propagates
 /// to the caller, as with `pool.install`.
 ///
 /// ```
@@ -45,7 +45,7 @@ where
 ///
 /// As with `rayon::spawn`, a panic in `func` goes to the pool's panic handler
 /// (by default rayon aborts the process) — after the pool thread is back in
-/// its own context. The copy is dropped after `func` in a scratch context.
+/// its own context. The copy drops its bindings inside itself after `func`.
 ///
 /// ```
 /// use baton_context::ContextVar;

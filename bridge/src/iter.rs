@@ -52,7 +52,7 @@ use baton_context::{Context, copy_context};
 use rayon::iter::ParallelIterator;
 use rayon::iter::plumbing::{Consumer, Folder, Reducer, UnindexedConsumer};
 
-use crate::contain::{Failed, Panic, Ran, discard, drop_in_scratch, run_inside};
+use crate::contain::{Enter, Failed, Panic, Ran, discard, drop_in_scratch, run_inside};
 
 /// Adds [`in_context`](ParallelIteratorExt::in_context) to every rayon
 /// [`ParallelIterator`].
@@ -282,7 +282,7 @@ fn in_piece<F>(ctx: Context, f: impl FnOnce() -> F) -> InContextFolder<F> {
     match run_inside(&ctx, f) {
         Ok(base) => InContextFolder { base, ctx },
         Err(Failed::Panicked(panic)) => {
-            discard(drop_in_scratch(ctx));
+            discard(ctx.retire());
             resume_unwind(panic)
         }
         Err(Failed::AlreadyEntered) => unreachable!("a piece's copy is entered by its piece only"),

@@ -6,7 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use baton_context::{Context, ContextCell, ContextError};
 
-use crate::contain::{Enter, Failed, discard, drop_in_scratch, drop_inside, run_inside};
+use crate::contain::{Enter, Failed, Panic, discard, drop_inside, run_inside};
 use crate::handoff::{self, BlockingTask, Completer, Outcome};
 
 /// The context a job runs in.
@@ -24,6 +24,14 @@ impl Enter for JobContext {
         match self {
             JobContext::Copy(cell) => cell.try_run(f),
             JobContext::Shared(ctx) => ctx.try_run(f),
+        }
+    }
+
+    #[inline]
+    fn retire(self) -> Option<Panic> {
+        match self {
+            JobContext::Copy(cell) => cell.retire(),
+            JobContext::Shared(ctx) => ctx.retire(),
         }
     }
 }
@@ -143,7 +151,7 @@ where
                 Err(payload) => discard(Some(payload)),
             }
         }
-        discard(drop_in_scratch(ctx));
+        discard(ctx.retire());
     }
 }
 

@@ -14,8 +14,8 @@ use crate::contain::{Ran, discard, drop_in_scratch};
 /// context can be entered by one thread at a time, so each gets its own copy:
 /// both see the caller's values, neither sees the other's writes, and the
 /// caller's context is unchanged afterwards. The copies are taken without
-/// allocating, and dropped after the closures in a scratch context (what
-/// the destructors of their bindings set goes nowhere).
+/// allocating, and drop their bindings inside themselves after the
+/// closures (what the destructors of those set goes nowhere).
 ///
 /// Panics propagate as with `rayon::join` (`oper_a`'s, if both panic), once
 /// both closures are done and the calling thread is back in its context. The

@@ -96,7 +96,7 @@
 //! | `ctx.run_blocking(f)` with `ctx` entered elsewhere: `f` dropped uncalled | a scratch context | discarded; the await panics with "already entered" | works; lands there |
 //! | the closures of [`join`], [`scope`], [`Scope::spawn`], [`install`], [`spawn`] and of [`in_context`](ParallelIteratorExt::in_context) iterators (`map`, `fold`, `reduce`, ...) | their own copy | propagates to the caller of the operation (for [`spawn`], to the pool's panic handler), once every closure is done and the thread is back in its context | works; lands in that copy |
 //! | a result that rayon drops because another closure panicked (the other half of a `join`, `scope`'s own result, a piece of a parallel iterator) | the copy it was made in (a scratch context for an iterator's pieces) | discarded; the first panic propagates | works; lands there |
-//! | a private copy, dropped when its work is done: the bindings the closures set | a scratch context | like the closure's (discarded for an offload, whose task has its outcome by then) | works; what it sets goes nowhere |
+//! | a private copy, dropped when its work is done: the bindings the closures set | the copy itself (a `ContextCell` drops its bindings inside itself); a scratch context for an iterator piece's `Context` copy | like the closure's (discarded for an offload, whose task has its outcome by then) | works; what it sets goes nowhere |
 //!
 //! Nothing user code does at any of these points reaches a pool thread's
 //! own context or the caller's, leaves a context claimed, or aborts the
@@ -120,9 +120,10 @@
 //! box for the job, which holds the closure and the context copy inline —
 //! the same count as `rayon::spawn` plus a oneshot channel. Copying the
 //! context is O(1) and does not allocate; the hand-off takes no locks.
-//! When a job or a fork-join closure is done, its copy is dropped inside a
-//! scratch context (see "Where user code runs"): one more enter and leave of
-//! an empty context, which allocates nothing. The
+//! When a job or a fork-join closure is done, its copy drops its bindings
+//! inside itself (see "Where user code runs"); an iterator piece's copy is
+//! dropped in a scratch context: one more enter and leave of an empty
+//! context, which allocates nothing. The
 //! benchmarks under `benches/` compare it with tokio's `spawn_blocking` and
 //! a bare `rayon::spawn` plus oneshot.
 //!

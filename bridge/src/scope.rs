@@ -17,9 +17,9 @@ use crate::contain::{Ran, discard, run_in_copy};
 /// `spawn` was called (taken without allocating, inside rayon's own job).
 /// Spawned closures may run at the same time, so each has its own copy:
 /// they all see the values of their spawner, and none sees another's
-/// writes. The caller's context is unchanged afterwards. Each copy is
-/// dropped after its closure in a scratch context (what the destructors of
-/// its bindings set goes nowhere).
+/// writes. The caller's context is unchanged afterwards. Each copy drops
+/// its bindings inside itself after its closure (what their destructors
+/// set goes nowhere).
 ///
 /// Panics propagate as with `rayon::scope` (`op`'s own first, if both `op`
 /// and a spawned closure panic), once every spawned closure is done; `op`'s
