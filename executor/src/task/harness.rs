@@ -199,6 +199,9 @@ where
     fn complete(self, output: Result<F::Output, JoinError>) {
         let cell = self.cell();
         let header = self.header();
+        // An `Ok` output of a type without a destructor runs no user code
+        // when dropped: no need to enter the task's context for it.
+        let inert = output.is_ok() && !std::mem::needs_drop::<F::Output>();
         // SAFETY: we hold RUNNING, the task is not COMPLETE and the future
         // was dropped: the stage is ours and its slot is empty.
         unsafe { cell.store_output(output) };
@@ -207,11 +210,16 @@ where
         if !snapshot.is_join_interested() {
             // Nobody will read the output: it is ours to drop, inside the
             // task's context (what its destructor sets goes with the task,
-            // not into the worker's own context).
-            // SAFETY: without JOIN_INTEREST nobody else touches the stage,
-            // and the output we just stored is live; it is dropped once,
-            // inside the context or (if that is busy) here.
-            drop_inside(cell.context(), || unsafe { cell.drop_output() });
+            // not into the worker's own context) unless it is inert.
+            if inert {
+                // SAFETY: without JOIN_INTEREST nobody else touches the
+                // stage, and the output we just stored is live.
+                unsafe { cell.drop_output() };
+            } else {
+                // SAFETY: as above; it is dropped once, inside the context
+                // or (if that is busy) here.
+                drop_inside(cell.context(), || unsafe { cell.drop_output() });
+            }
         } else if snapshot.is_join_waker_set() {
             // SAFETY: JOIN_WAKER and COMPLETE: we may read the waker.
             unsafe { header.wake_join() };
