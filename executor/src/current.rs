@@ -65,3 +65,9 @@ impl Drop for BlockOnGuard {
         let _ = BLOCK_ON.try_with(|b| b.set(ptr::null()));
     }
 }
+
+/// Whether this thread runs a baton runtime (a worker or a `block_on`).
+#[inline]
+pub(crate) fn is_inside() -> bool {
+    with_shared(|shared| shared.is_some())
+}

@@ -70,9 +70,13 @@ mod block_on;
 mod builder;
 mod coop;
 mod current;
+mod driver;
 mod group;
 mod handle;
+mod io;
 mod metrics;
+#[cfg(not(baton_loom))]
+pub mod net;
 mod runtime;
 mod scheduler;
 mod spawn;

@@ -81,7 +81,7 @@ impl Runtime {
 
     pub(crate) fn from_builder(builder: Builder) -> io::Result<Runtime> {
         let workers = builder.worker_threads.unwrap_or_else(num_workers);
-        let shared = Shared::new(workers, format!("{}-timer", builder.thread_name));
+        let shared = Shared::new(workers)?;
         let exited = Arc::new((Mutex::new(0), Condvar::new()));
         let mut rt = Runtime {
             handle: Handle { shared },

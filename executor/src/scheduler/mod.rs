@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use crate::driver::Driver;
 use crate::metrics::Metrics;
 use crate::task::{Notified, OwnedTasks};
-use crate::time::Driver;
 use baton_sync::{AtomicBool, AtomicU64, Mutex, Ordering, fence};
 use idle::Idle;
 use lifo::LifoSlot;
@@ -69,7 +69,8 @@ pub(crate) struct Shared {
     /// Tasks whose shared context was entered elsewhere when they were due.
     deferred: Mutex<Vec<Notified>>,
     has_deferred: AtomicBool,
-    timer: Driver,
+    /// The I/O reactor and timers, driven by parked workers (`driver.rs`).
+    driver: Arc<Driver>,
     shutdown: AtomicBool,
     /// Set once the workers are gone: the injector accepts nothing more.
     closed: AtomicBool,
@@ -79,18 +80,19 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The state of a runtime of `workers` workers (not started here).
-    pub(crate) fn new(workers: usize, timer_thread_name: String) -> Arc<Shared> {
+    pub(crate) fn new(workers: usize) -> std::io::Result<Arc<Shared>> {
+        let driver = Driver::new(workers + 1)?;
         let locals: Vec<Local<Notified>> = (0..workers).map(|_| Local::new()).collect();
         let remotes = locals
             .iter()
             .map(|local| Remote {
                 stealer: local.stealer(),
                 lifo: CachePadded::new(LifoSlot::new()),
-                parker: WorkerParker::new(),
+                parker: WorkerParker::new(driver.clone()),
                 stats: CachePadded::new(WorkerStats::default()),
             })
             .collect();
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             injector: Injector::new(),
             remotes,
             locals: locals.into_iter().map(|l| Mutex::new(Some(l))).collect(),
@@ -98,12 +100,12 @@ impl Shared {
             owned: OwnedTasks::new(workers),
             deferred: Mutex::new(Vec::new()),
             has_deferred: AtomicBool::new(false),
-            timer: Driver::new(timer_thread_name),
+            driver,
             shutdown: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             remote_spawned: AtomicU64::new(0),
             remote_completed: AtomicU64::new(0),
-        })
+        }))
     }
 
     #[inline]
@@ -116,9 +118,16 @@ impl Shared {
         self.remotes.len()
     }
 
-    /// The runtime's timers.
-    pub(crate) fn timer(&self) -> &Driver {
-        &self.timer
+    /// The runtime's I/O reactor and timers.
+    pub(crate) fn driver(&self) -> &Arc<Driver> {
+        &self.driver
+    }
+
+    /// The timer shard for the calling thread: its worker's, if it is one
+    /// of this runtime's workers.
+    pub(crate) fn timer_shard(&self) -> usize {
+        let worker = self.with_own_worker(|worker| worker.map(|w| w.index()));
+        self.driver.timers().shard_for(worker)
     }
 
     /// Pushes `task` to the global queue and wakes a parked worker if
@@ -196,7 +205,6 @@ impl Shared {
     /// After the workers stopped: drop the queued references and cancel
     /// every remaining task inside its context.
     pub(crate) fn finish_shutdown(&self, deadline: Option<Instant>) {
-        self.timer.shutdown();
         self.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         while let Some(task) = self.injector.pop() {
@@ -214,6 +222,9 @@ impl Shared {
             drop(remote.lifo.take());
         }
         self.owned.close_and_shutdown_all(deadline);
+        // After the tasks: their sockets deregistered as they were dropped;
+        // anything still registered (held outside the runtime) now fails.
+        self.driver.shutdown();
     }
 
     /// A snapshot of the counters.

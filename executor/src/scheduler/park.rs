@@ -4,14 +4,19 @@
 //! `park(deadline)` when it runs out of work (`worker.rs`), and notifiers
 //! call `unpark()` on the worker they picked (`Shared::notify_parked`), with
 //! the sleepers protocol of `README.md` around both. What the worker waits
-//! *in* is the implementation's business. Today that is [`Parker`], a
-//! condition variable; a worker that waits for I/O readiness instead (in
-//! epoll, with `unpark` writing to an eventfd) would be a second
-//! implementation, named by [`WorkerParker`], with no change to the loop or
-//! the protocol, as long as it keeps the contract below.
+//! *in* is the implementation's business:
+//!
+//! * [`Parker`], a condition variable: the `block_on` thread's.
+//! * [`DriverParker`], the workers': a worker that can take the runtime's
+//!   driver (`driver.rs`) sleeps in epoll, and its `unpark` writes to the
+//!   reactor's eventfd; one that cannot (another worker drives) sleeps on
+//!   its condition variable. Named by [`WorkerParker`]. The loop and the
+//!   protocol did not change when it arrived: it keeps the contract below.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::driver::Driver;
 use baton_sync::{AtomicUsize, Condvar, Mutex, Ordering};
 
 /// A sleeping place for one thread.
@@ -38,11 +43,13 @@ pub(crate) trait Park: Send + Sync {
 /// The [`Park`] implementation each worker sleeps on: the one place that
 /// names it (`Remote::parker` in `mod.rs`); everything else uses the trait.
 /// A static choice, so parking and unparking cost no dynamic dispatch.
-pub(super) type WorkerParker = Parker;
+pub(super) type WorkerParker = DriverParker;
 
 const EMPTY: usize = 0;
 const PARKED: usize = 1;
 const NOTIFIED: usize = 2;
+/// [`DriverParker`] only: parked in the driver (epoll).
+const PARKED_DRIVER: usize = 3;
 
 /// The condition-variable [`Park`]: a state word with a sticky token, a
 /// mutex and a condvar. Workers and the `block_on` thread park on it. Built
@@ -65,22 +72,23 @@ impl Parker {
     }
 }
 
-impl Park for Parker {
-    fn park(&self, deadline: Option<Instant>) {
-        // Fast path: a token is waiting.
-        if self
-            .state
+impl Parker {
+    /// Consumes a waiting token, if there is one.
+    #[inline]
+    fn take_token(&self) -> bool {
+        self.state
             .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
-        {
-            return;
-        }
-        let mut guard = self.lock.lock();
+    }
+
+    /// Publishes `parked` (PARKED or PARKED_DRIVER) unless a token raced
+    /// in, which it then consumes. True if the caller may sleep.
+    fn publish(&self, parked: usize) -> bool {
         match self
             .state
-            .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(EMPTY, parked, Ordering::SeqCst, Ordering::SeqCst)
         {
-            Ok(_) => {}
+            Ok(_) => true,
             Err(NOTIFIED) => {
                 // Raced with an unpark: consume it, with an RMW, not a
                 // store. Several unparks fold into one token, and the failed
@@ -94,34 +102,47 @@ impl Park for Parker {
                 // write, which synchronises with every unpark up to it.
                 let old = self.state.swap(EMPTY, Ordering::SeqCst);
                 debug_assert_eq!(old, NOTIFIED, "baton: inconsistent parker state");
-                return;
+                false
             }
             Err(actual) => panic!("baton: inconsistent parker state {actual}"),
+        }
+    }
+
+    /// Leaves the parked state `parked` (consuming a token, if any), with
+    /// an RMW for the reason given in `publish`.
+    fn unpublish(&self, parked: usize) {
+        let old = self.state.swap(EMPTY, Ordering::SeqCst);
+        assert!(
+            old == NOTIFIED || old == parked,
+            "baton: inconsistent parker state {old}"
+        );
+    }
+
+    /// The condition-variable sleep (after the fast path failed).
+    fn park_condvar(&self, deadline: Option<Instant>) {
+        let mut guard = self.lock.lock();
+        if !self.publish(PARKED) {
+            return;
         }
         loop {
             match deadline {
                 Some(deadline) => self.cvar.wait_until(&mut guard, deadline),
                 None => self.cvar.wait(&mut guard),
             }
-            if self
-                .state
-                .compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
+            if self.take_token() {
                 return;
             }
             let timed_out = deadline.is_some_and(|d| cfg!(baton_loom) || Instant::now() >= d);
             if timed_out {
                 // Give up waiting (consuming a notification that raced in).
-                match self.state.swap(EMPTY, Ordering::SeqCst) {
-                    NOTIFIED | PARKED => return,
-                    actual => panic!("baton: inconsistent parker state {actual}"),
-                }
+                return self.unpublish(PARKED);
             }
         }
     }
 
-    fn unpark(&self) {
+    /// Sets the token and wakes the sleeper; `in_driver` wakes one that
+    /// sleeps in the driver.
+    fn unpark_with(&self, in_driver: impl FnOnce()) {
         match self.state.swap(NOTIFIED, Ordering::SeqCst) {
             EMPTY | NOTIFIED => {}
             PARKED => {
@@ -130,7 +151,73 @@ impl Park for Parker {
                 drop(self.lock.lock());
                 self.cvar.notify_one();
             }
+            PARKED_DRIVER => in_driver(),
             actual => panic!("baton: inconsistent parker state {actual}"),
         }
+    }
+}
+
+impl Park for Parker {
+    fn park(&self, deadline: Option<Instant>) {
+        // Fast path: a token is waiting.
+        if !self.take_token() {
+            self.park_condvar(deadline);
+        }
+    }
+
+    fn unpark(&self) {
+        self.unpark_with(|| unreachable!("baton: a condvar parker is never in the driver"));
+    }
+}
+
+/// A worker's [`Park`]: sleeps in the runtime's driver when it is free, on a
+/// condition variable otherwise.
+///
+/// The state word gains one value over [`Parker`]'s, `PARKED_DRIVER`, which
+/// tells `unpark` where the sleeper is: on the condition variable (take the
+/// lock, notify) or in epoll (write the eventfd, [`Driver::unpark`]). The
+/// worker takes the driver *before* it publishes `PARKED_DRIVER`, and gives
+/// it back only after it has consumed the state, so whenever an unparker
+/// reads `PARKED_DRIVER` the sleeper holds the driver, and the eventfd
+/// write reaches it: in `epoll_wait`, or, if it has not got there yet,
+/// as an event already pending when it does (the eventfd is sticky, like
+/// the token). The loom models run this with the driver's condition
+/// variable stand-in (`driver.rs`).
+pub(crate) struct DriverParker {
+    parker: Parker,
+    driver: Arc<Driver>,
+}
+
+impl DriverParker {
+    /// A parker of a worker of the runtime that `driver` belongs to.
+    pub(crate) fn new(driver: Arc<Driver>) -> Self {
+        DriverParker {
+            parker: Parker::new(),
+            driver,
+        }
+    }
+}
+
+impl Park for DriverParker {
+    fn park(&self, deadline: Option<Instant>) {
+        if self.parker.take_token() {
+            return;
+        }
+        let Some(mut driving) = self.driver.try_drive() else {
+            return self.parker.park_condvar(deadline);
+        };
+        if !self.parker.publish(PARKED_DRIVER) {
+            return;
+        }
+        self.driver.park(&mut driving, deadline);
+        // Woken by our token, by an event or a deadline, or by a wake meant
+        // for the driver (an earlier timer): all return, and the caller
+        // re-checks.
+        self.parker.unpublish(PARKED_DRIVER);
+        drop(driving);
+    }
+
+    fn unpark(&self) {
+        self.parker.unpark_with(|| self.driver.unpark());
     }
 }

@@ -75,7 +75,7 @@ impl Shared {
     /// Runs `f` with the worker running on this thread if it is one of this
     /// runtime's, else with `None`.
     #[inline]
-    fn with_own_worker<R>(&self, f: impl FnOnce(Option<&Worker>) -> R) -> R {
+    pub(super) fn with_own_worker<R>(&self, f: impl FnOnce(Option<&Worker>) -> R) -> R {
         worker::with_current(|worker| f(worker.filter(|w| ptr::eq(&**w.shared(), self))))
     }
 }

@@ -59,7 +59,8 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 31;
 const GLOBAL_QUEUE_BATCHES: usize = 8;
 /// Rounds of 16 spin hints a worker watches the queues before parking.
 const SPIN_ROUNDS: u32 = 16;
-/// Every this many ticks: retry deferred tasks.
+/// Every this many ticks: retry deferred tasks, and turn the driver without
+/// blocking, so I/O and timers are seen while no worker is idle (tokio: 61).
 const MAINTENANCE_INTERVAL: u32 = 61;
 /// Consecutive polls from the LIFO slot before its task goes to the queue.
 const MAX_LIFO_POLLS: u8 = 3;
@@ -157,6 +158,9 @@ impl Worker {
             self.tick.set(tick.wrapping_add(1));
             if tick % MAINTENANCE_INTERVAL == 0 {
                 self.retry_deferred();
+                if tick != 0 {
+                    self.shared.driver().poll_now();
+                }
             }
             if let Some(task) = self.next_task(tick) {
                 self.run_task(task);
@@ -395,6 +399,12 @@ impl Worker {
         });
         let watch = occupied.is_some() || self.shared.idle.others_unparked();
         (occupied, watch)
+    }
+
+    /// This worker's index in its runtime.
+    #[inline]
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 
     /// The runtime this worker belongs to.

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use crate::coop;
 use crate::current;
-use crate::scheduler::Shared;
-use crate::time::driver::Key;
+use crate::driver::Driver;
+use crate::time::entry::TimerEntry;
 
 /// Waits until `duration` has elapsed.
 ///
 /// Works in tasks and in the future given to `block_on`. The task costs
-/// nothing while it sleeps: a timer thread wakes it when the deadline has
-/// passed. It never completes before the deadline.
+/// nothing while it sleeps: the runtime's driver (a worker with nothing
+/// else to do, waiting in epoll until the earliest deadline) wakes it when
+/// the deadline has passed. It never completes before the deadline.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ pub(crate) fn far_future() -> Instant {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Sleep {
     deadline: Instant,
-    entry: Option<(Arc<Shared>, Key)>,
+    entry: Option<(Arc<Driver>, Arc<TimerEntry>)>,
 }
 
 impl Sleep {
@@ -72,8 +73,8 @@ impl Sleep {
     }
 
     fn cancel(&mut self) {
-        if let Some((shared, key)) = self.entry.take() {
-            shared.timer().cancel(key);
+        if let Some((driver, entry)) = self.entry.take() {
+            driver.timers().cancel(&entry);
         }
     }
 }
@@ -82,28 +83,30 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
+        let fired = self.entry.as_ref().is_some_and(|(_, e)| e.is_fired());
+        if fired || Instant::now() >= self.deadline {
             std::task::ready!(coop::poll_proceed(cx));
             self.cancel();
             return Poll::Ready(());
         }
         let this = &mut *self;
         match &this.entry {
-            Some((shared, key)) => {
-                if !shared.timer().update(*key, cx.waker()) {
-                    // Fired but polled before its deadline by our clock
-                    // reading (or spuriously): register again.
-                    let key = shared.timer().register(this.deadline, cx.waker().clone());
-                    if let Some(entry) = &mut this.entry {
-                        entry.1 = key;
-                    }
+            Some((_, entry)) => {
+                // The driver sets FIRED before it takes the waker: store
+                // ours, then look again (`time/entry.rs`).
+                entry.register(cx.waker());
+                if entry.is_fired() {
+                    std::task::ready!(coop::poll_proceed(cx));
+                    this.cancel();
+                    return Poll::Ready(());
                 }
             }
             None => {
-                let shared = current::with_shared(|s| s.cloned())
-                    .unwrap_or_else(|| panic!("baton: sleep/timeout {}", current::OUTSIDE));
-                let key = shared.timer().register(this.deadline, cx.waker().clone());
-                this.entry = Some((shared, key));
+                let (driver, shard) =
+                    current::with_shared(|s| s.map(|s| (s.driver().clone(), s.timer_shard())))
+                        .unwrap_or_else(|| panic!("baton: sleep/timeout {}", current::OUTSIDE));
+                let entry = driver.insert_timer(this.deadline, shard, cx.waker());
+                this.entry = Some((driver, entry));
             }
         }
         Poll::Pending
