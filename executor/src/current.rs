@@ -67,6 +67,7 @@ impl Drop for BlockOnGuard {
 }
 
 /// Whether this thread runs a baton runtime (a worker or a `block_on`).
+#[cfg(not(baton_loom))]
 #[inline]
 pub(crate) fn is_inside() -> bool {
     with_shared(|shared| shared.is_some())

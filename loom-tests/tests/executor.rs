@@ -1,4 +1,4 @@
-//! Models 2, 3, 4, 6 and 7: the executor.
+//! Models 2, 3, 4, 6, 7 and 8: the executor.
 //!
 //! The runtime is built with `Builder::start_workers(false)` and its workers
 //! are run on loom threads through the testing hooks
@@ -240,6 +240,37 @@ fn tasks_pushed_while_a_worker_parks_are_not_lost() {
         worker.join().unwrap();
         assert_eq!(runs[0].load(Ordering::SeqCst), 1);
         assert_eq!(runs[1].load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Model 8: two workers park, one in the driver (its wake-up is the
+/// reactor's eventfd; under loom, the driver's stand-in token) and one on
+/// its condition variable, whichever gets there first; a task is pushed
+/// from outside meanwhile, and then shutdown races both sleepers. The task
+/// runs exactly once, and both workers return.
+#[test]
+fn a_push_reaches_workers_parked_in_and_beside_the_driver() {
+    model("push_while_driving", || {
+        let rt = runtime(2);
+        let workers: Vec<_> = (0..2)
+            .map(|i| {
+                let rt = rt.clone();
+                thread::spawn(move || rt.run_worker(i))
+            })
+            .collect();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handle = {
+            let runs = runs.clone();
+            rt.spawn(async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        block_on(handle).unwrap();
+        rt.begin_shutdown();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
     });
 }
 

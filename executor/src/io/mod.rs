@@ -12,14 +12,19 @@
 //!
 //! Nothing here decides who waits in epoll: `driver.rs` does (a parked
 //! worker), with the timers. The sockets built on [`PollEvented`] are in
-//! `net/`.
+//! `net/`. The loom models of the readiness race are in `tests/loom.rs`.
 
 #[cfg(not(baton_loom))]
 pub(crate) mod reactor;
 #[cfg(not(baton_loom))]
 pub(crate) mod registration;
+// Under loom only the models (and the timers) use these.
+#[cfg_attr(baton_loom, allow(dead_code))]
 pub(crate) mod scheduled_io;
 pub(crate) mod waker_slot;
 
 #[cfg(not(baton_loom))]
 pub(crate) use registration::PollEvented;
+
+#[cfg(test)]
+mod tests;

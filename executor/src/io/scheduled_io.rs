@@ -41,7 +41,7 @@
 //! slot (after its `fetch_or` in (a)) is what (2)'s compare-and-swap
 //! acquires, so (3) sees the readiness and the poll returns `Ready` instead
 //! of sleeping. Either way no event is lost. The loom model
-//! `loom-tests/tests/io_readiness.rs` explores every interleaving of the two,
+//! `io/tests/loom.rs` explores every interleaving of the two,
 //! and of a `clear_readiness` racing a new event.
 
 use std::task::{Context, Poll};
@@ -177,6 +177,7 @@ impl ScheduledIo {
     }
 
     /// Drops both wakers (the source is being deregistered).
+    #[cfg(not(baton_loom))]
     pub(crate) fn clear_wakers(&self) {
         drop(self.reader.take());
         drop(self.writer.take());

@@ -3,7 +3,7 @@
 //!
 //! This is the `AtomicWaker` protocol (futures-util, tokio), written on the
 //! `baton-sync` facade so that the loom model of the readiness race
-//! (`loom-tests/tests/io_readiness.rs`) checks this code and not a copy.
+//! (`io/tests/loom.rs`) checks this code and not a copy.
 //!
 //! # The protocol
 //!

@@ -1,0 +1,4 @@
+//! Tests of the readiness protocol.
+
+#[cfg(baton_loom)]
+mod loom;
