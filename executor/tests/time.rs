@@ -164,3 +164,65 @@ fn dropped_sleeps_are_cancelled() {
 fn sleep_outside_a_runtime_panics_when_polled() {
     futures::executor::block_on(sleep(Duration::from_secs(60)));
 }
+
+/// 100,000 tasks sleep at once, with deadlines spread over 50 ms, on 2
+/// workers: every one wakes, none before its deadline.
+#[test]
+fn a_hundred_thousand_concurrent_sleepers_all_wake() {
+    const N: u32 = 100_000;
+    let rt = Builder::new().worker_threads(2).build().unwrap();
+    let early = rt.block_on(async {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..N)
+            .map(|i| {
+                spawn(async move {
+                    let deadline = start + Duration::from_micros(u64::from(i % 50) * 1000);
+                    sleep_until(deadline).await;
+                    Instant::now() < deadline
+                })
+            })
+            .collect();
+        let mut early = 0;
+        for task in tasks {
+            early += u32::from(task.await.unwrap());
+        }
+        early
+    });
+    assert_eq!(early, 0, "sleepers woke before their deadlines");
+}
+
+/// A million request-style timeouts are created, registered (polled once)
+/// and cancelled (dropped) before they fire, from both workers at once; the
+/// runtime's timers keep working afterwards.
+#[test]
+fn a_million_timeouts_created_and_cancelled() {
+    const PER_TASK: u32 = 500_000;
+    let rt = Builder::new().worker_threads(2).build().unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                spawn(async {
+                    let mut ready = 0u32;
+                    for _ in 0..PER_TASK {
+                        let mut t = std::pin::pin!(timeout(
+                            Duration::from_secs(30),
+                            std::future::pending::<()>()
+                        ));
+                        let polled = std::future::poll_fn(|cx| {
+                            std::task::Poll::Ready(t.as_mut().poll(cx).is_ready())
+                        })
+                        .await;
+                        ready += u32::from(polled);
+                    }
+                    ready
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 0, "a 30 s timeout completed at once");
+        }
+        let start = Instant::now();
+        sleep(Duration::from_millis(5)).await;
+        assert!(start.elapsed() >= Duration::from_millis(5));
+    });
+}
