@@ -63,8 +63,8 @@ impl Builder {
         self
     }
 
-    /// The name of the worker threads (the timer thread gets `-timer`
-    /// appended).
+    /// The name of the worker threads (the blocking pool's get
+    /// `-blocking` appended).
     pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
         self.thread_name = name.into();
         self

@@ -43,8 +43,15 @@
 //!   a LIFO slot per worker that idle workers rescue stranded tasks from
 //!   (`lifo.rs`), stealing, the parking protocol and its `Park` seam
 //!   (`scheduler/README.md`); `Shared` implements `Schedule`.
-//! * `time/` — a timer thread over an ordered map of deadlines: [`sleep`],
-//!   [`sleep_until`], [`timeout`].
+//! * `driver.rs` — the runtime's reactor and timers, driven by a parked
+//!   worker (it sleeps in epoll until the earliest deadline); no reactor
+//!   thread, no timer thread.
+//! * `io/` — the reactor (mio, edge-triggered): a readiness word and two
+//!   lock-free waker slots per source, `PollEvented`.
+//! * `net/` — [`net::TcpListener`], [`net::TcpStream`] and the other
+//!   sockets, with `futures_io`'s traits.
+//! * `time/` — deadlines in a heap per worker, cancelled in O(1) with no
+//!   lock: [`sleep`], [`sleep_until`], [`timeout`].
 //! * [`TaskGroup`] (`group.rs`), [`Metrics`], [`Runtime`], [`Builder`],
 //!   [`Handle`], [`yield_now`].
 //! * Every primitive (atomics, cells, mutexes, condition variables,
@@ -55,7 +62,9 @@
 //!   cfg is baton's own, so crossbeam builds as usual), so the loom models
 //!   check the scheduler protocol and task state machine, not crossbeam.
 //!   The task `Arc`s and the clock (`std::time::Instant`) stay on `std`:
-//!   loom models use no timers.
+//!   loom models use no timers. There is no epoll under loom: the driver's
+//!   core is a condition variable there (`driver.rs`), and `net/` is left
+//!   out.
 //!
 //! # Testing hooks
 //!
