@@ -91,6 +91,40 @@ impl<E: Source> PollEvented<E> {
         }
     }
 
+    /// [`PollEvented::poll_io`] for a read or write of `len` bytes on a
+    /// stream: a transfer shorter than asked means the kernel's buffer is
+    /// drained (read) or full (write), so the readiness is cleared at once
+    /// instead of by a further call that would return `WouldBlock`, one
+    /// syscall saved per message. An event that arrived meanwhile carries a
+    /// newer tick and is kept (`scheduled_io.rs`).
+    #[track_caller]
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        len: usize,
+        mut op: impl FnMut(&E) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        check_inside();
+        loop {
+            let event = match self.io.poll_ready(cx, direction) {
+                Poll::Ready(Ok(event)) => event,
+                Poll::Ready(Err(Gone)) => return Poll::Ready(Err(gone())),
+                Poll::Pending => return Poll::Pending,
+            };
+            match op(self.source()) {
+                Ok(n) if n > 0 && n < len => {
+                    self.io.clear_readiness(event);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.io.clear_readiness(event);
+                }
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
     /// Waits until `direction` is ready (for operations such as `connect`
     /// whose completion is a readiness, not a call).
     #[track_caller]

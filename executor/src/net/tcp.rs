@@ -210,12 +210,15 @@ impl TcpStream {
 
     /// Reads into `buf` when the stream is readable (0: end of stream).
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Read, |s| (&*s).read(buf))
+        let len = buf.len();
+        self.io
+            .poll_transfer(cx, Direction::Read, len, |s| (&*s).read(buf))
     }
 
     /// Writes from `buf` when the stream is writable.
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |s| (&*s).write(buf))
+        self.io
+            .poll_transfer(cx, Direction::Write, buf.len(), |s| (&*s).write(buf))
     }
 
     /// Writes from `bufs` (one `writev(2)`) when the stream is writable.
@@ -224,8 +227,9 @@ impl TcpStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
         self.io
-            .poll_io(cx, Direction::Write, |s| (&*s).write_vectored(bufs))
+            .poll_transfer(cx, Direction::Write, len, |s| (&*s).write_vectored(bufs))
     }
 }
 
