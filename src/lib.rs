@@ -244,6 +244,49 @@ pub use baton_executor::{
     YieldNow, sleep, sleep_until, spawn, spawn_with_context, timeout, yield_now,
 };
 
+#[cfg(feature = "net")]
+pub mod net {
+    //! Sockets on baton's own reactor (feature `net`, on by default):
+    //! [`TcpListener`], [`TcpStream`] and the others, with `futures_io`'s
+    //! `AsyncRead`/`AsyncWrite`.
+    //!
+    //! The reactor is driven by the runtime's own workers when they have
+    //! nothing to run: there is no I/O thread. A task waiting on a socket
+    //! migrates like any other and reads and writes in its own context.
+    //!
+    //! ```
+    //! use futures::{AsyncReadExt, AsyncWriteExt};
+    //! use baton::net::{TcpListener, TcpStream};
+    //! use baton::{ContextVar, Runtime, spawn};
+    //!
+    //! static CONN: ContextVar<u32> = ContextVar::new("conn");
+    //!
+    //! let rt = Runtime::new();
+    //! rt.block_on(async {
+    //!     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    //!     let addr = listener.local_addr()?;
+    //!     let server = spawn(async move {
+    //!         let (mut socket, _) = listener.accept().await?;
+    //!         let _t = CONN.set(1); // this connection's task only
+    //!         let mut line = [0; 4];
+    //!         socket.read_exact(&mut line).await?;
+    //!         assert_eq!(CONN.get(), Some(1)); // still ours after the await
+    //!         socket.write_all(&line).await
+    //!     });
+    //!     let mut client = TcpStream::connect(addr).await?;
+    //!     client.write_all(b"ping").await?;
+    //!     let mut reply = [0; 4];
+    //!     client.read_exact(&mut reply).await?;
+    //!     assert_eq!(&reply, b"ping");
+    //!     assert_eq!(CONN.get(), None); // never set here
+    //!     server.await.unwrap()
+    //! })
+    //! .unwrap();
+    //! ```
+
+    pub use baton_executor::net::*;
+}
+
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod fields;
 
