@@ -71,6 +71,12 @@ impl Idle {
         unparked(self.state.load(Ordering::SeqCst)) > 0
     }
 
+    /// Called by an unparked worker: whether another worker is unparked too
+    /// (running tasks, so it may push work this one could take).
+    pub(super) fn another_unparked(&self) -> bool {
+        unparked(self.state.load(Ordering::Relaxed)) > 1
+    }
+
     /// A worker about to park will wake by a deadline to watch LIFO slots.
     pub(super) fn start_watching(&self) {
         self.watching.fetch_add(1, Ordering::SeqCst);

@@ -36,6 +36,9 @@ mod imp {
         pub(in crate::scheduler) fn pop(&self) -> Option<T> {
             self.0.pop()
         }
+        pub(in crate::scheduler) fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
     }
 
     fn resolve<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
@@ -117,6 +120,9 @@ mod imp {
         }
         pub(in crate::scheduler) fn pop(&self) -> Option<T> {
             self.0.lock().pop_front()
+        }
+        pub(in crate::scheduler) fn is_empty(&self) -> bool {
+            self.0.lock().is_empty()
         }
     }
 
