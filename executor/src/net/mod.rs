@@ -64,5 +64,7 @@ macro_rules! impl_futures_io {
 }
 
 mod tcp;
+mod udp;
 
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
