@@ -88,6 +88,8 @@ mod metrics;
 pub mod net;
 mod runtime;
 mod scheduler;
+#[cfg(all(unix, not(baton_loom)))]
+pub mod signal;
 mod spawn;
 mod task;
 mod time;

@@ -9,6 +9,66 @@
 //! a thread that runs no baton runtime panics with a message that says so;
 //! one whose runtime is gone returns an `io::Error`.
 
+/// `futures_io::{AsyncRead, AsyncWrite}` for a stream type and for a
+/// shared reference to it, on its inherent `poll_read`, `poll_write`,
+/// `poll_write_vectored` and `shutdown` (all `&self`).
+macro_rules! impl_futures_io {
+    ($stream:ident) => {
+        impl_futures_io!(@impl $stream, $stream);
+        impl_futures_io!(@impl $stream, &$stream);
+    };
+    (@impl $stream:ident, $ty:ty) => {
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $stream::poll_read(&self, cx, buf)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $stream::poll_write(&self, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                $stream::poll_write_vectored(&self, cx, bufs)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // Writes go straight to the kernel: nothing is buffered here.
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready($stream::shutdown(&self, std::net::Shutdown::Write))
+            }
+        }
+    };
+}
+
 mod tcp;
+mod udp;
+#[cfg(unix)]
+mod unix;
 
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+#[cfg(unix)]
+pub use unix::{UnixListener, UnixStream};

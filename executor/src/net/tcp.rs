@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::io::PollEvented;
@@ -242,48 +241,7 @@ impl fmt::Debug for TcpStream {
     }
 }
 
-macro_rules! impl_futures_io {
-    ($($ty:ty),*) => {$(
-        impl futures_io::AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                TcpStream::poll_read(&self, cx, buf)
-            }
-        }
-
-        impl futures_io::AsyncWrite for $ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                TcpStream::poll_write(&self, cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                bufs: &[IoSlice<'_>],
-            ) -> Poll<io::Result<usize>> {
-                TcpStream::poll_write_vectored(&self, cx, bufs)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                // Writes go straight to the kernel: nothing is buffered here.
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(TcpStream::shutdown(&self, Shutdown::Write))
-            }
-        }
-    )*};
-}
-
-impl_futures_io!(TcpStream, &TcpStream);
+impl_futures_io!(TcpStream);
 
 /// Runs `f` on each address of `addr` until one succeeds.
 pub(crate) fn each_addr<T>(
