@@ -45,6 +45,11 @@
 //!   (`scheduler/README.md`); `Shared` implements `Schedule`.
 //! * `time/` — a timer thread over an ordered map of deadlines: [`sleep`],
 //!   [`sleep_until`], [`timeout`].
+//! * `blocking/` — the elastic pool of [`spawn_blocking`]: threads started
+//!   on demand up to [`Builder::max_blocking_threads`], retired when idle;
+//!   each closure is a task of the task core (with the pool as a second
+//!   `Schedule`), so it runs in a copy of the caller's context with the
+//!   task's panic capture, `JoinHandle` and abort.
 //! * [`TaskGroup`] (`group.rs`), [`Metrics`], [`Runtime`], [`Builder`],
 //!   [`Handle`], [`yield_now`].
 //! * Every primitive (atomics, cells, mutexes, condition variables,
@@ -67,6 +72,7 @@
 //! completes the shutdown (cancelling every task inside its context).
 
 mod block_on;
+mod blocking;
 mod builder;
 mod coop;
 mod current;
@@ -80,6 +86,7 @@ mod task;
 mod time;
 mod yield_now;
 
+pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use group::TaskGroup;
 pub use handle::Handle;

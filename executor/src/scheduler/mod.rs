@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use crate::blocking::BlockingPool;
 use crate::metrics::Metrics;
 use crate::task::{Notified, OwnedTasks};
 use crate::time::Driver;
@@ -75,11 +76,17 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     remote_spawned: AtomicU64,
     remote_completed: AtomicU64,
+    /// The elastic pool of `spawn_blocking` (`blocking/`).
+    blocking: BlockingPool,
 }
 
 impl Shared {
     /// The state of a runtime of `workers` workers (not started here).
-    pub(crate) fn new(workers: usize, timer_thread_name: String) -> Arc<Shared> {
+    pub(crate) fn new(
+        workers: usize,
+        timer_thread_name: String,
+        blocking: BlockingPool,
+    ) -> Arc<Shared> {
         let locals: Vec<Local<Notified>> = (0..workers).map(|_| Local::new()).collect();
         let remotes = locals
             .iter()
@@ -103,6 +110,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             remote_spawned: AtomicU64::new(0),
             remote_completed: AtomicU64::new(0),
+            blocking,
         })
     }
 
@@ -119,6 +127,11 @@ impl Shared {
     /// The runtime's timers.
     pub(crate) fn timer(&self) -> &Driver {
         &self.timer
+    }
+
+    /// The runtime's blocking pool.
+    pub(crate) fn blocking(&self) -> &BlockingPool {
+        &self.blocking
     }
 
     /// Pushes `task` to the global queue and wakes a parked worker if
@@ -214,6 +227,8 @@ impl Shared {
             drop(remote.lifo.take());
         }
         self.owned.close_and_shutdown_all(deadline);
+        // Last: a running closure may be waiting for a task just cancelled.
+        self.blocking.shutdown(deadline);
     }
 
     /// A snapshot of the counters.
