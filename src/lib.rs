@@ -69,7 +69,7 @@
 //! | `asyncio.gather(a(), b())` | spawn both and await the handles, or a [`TaskGroup`] |
 //! | `async with asyncio.TaskGroup() as tg` | [`TaskGroup`] |
 //! | `await asyncio.sleep(s)`, `asyncio.wait_for(aw, s)` | [`sleep(d).await`](sleep), [`timeout(d, fut).await`](timeout) |
-//! | `await asyncio.to_thread(f)` | [`bridge::run_blocking(f).await`](bridge::run_blocking) (a copy of the context, on rayon) |
+//! | `await asyncio.to_thread(f)` | [`bridge::run_blocking(f).await`](bridge::run_blocking) (a copy of the context, on rayon), or [`spawn_blocking(f).await`](spawn_blocking) for blocking I/O (a copy of the context, on the runtime's elastic thread pool) |
 //! | `loop.run_in_executor(pool, f)` | a bare `rayon::spawn`: propagates **nothing**, exactly like Python; use [`bridge::run_blocking_in(&pool, f)`](bridge::run_blocking_in) |
 //! | `loop.run_in_executor(pool, ctx.run, f)` | [`ctx.run_blocking_in(&pool, f)`](bridge::RunBlocking::run_blocking_in) (`ctx` itself) |
 //! | `threading.Thread(target=f)` | `std::thread::spawn(f)`: starts in an empty context, as in Python; carry values with `let ctx = copy_context(); move \|\| ctx.run(f)` |
@@ -102,8 +102,9 @@
 //!   request id set in a handler is seen by every task the handler spawns,
 //!   and by the tasks they spawn.
 //! * **Into blocking work.** `spawn_blocking` and rayon see no task-locals.
-//!   [`bridge::run_blocking`] runs its closure in a copy of the caller's
-//!   context; [`bridge::join`], [`bridge::scope`] and
+//!   [`baton::spawn_blocking`](spawn_blocking) (the runtime's pool, for
+//!   blocking I/O) and [`bridge::run_blocking`] (rayon, for CPU work) run
+//!   their closure in a copy of the caller's context; [`bridge::join`], [`bridge::scope`] and
 //!   [`in_context`](bridge::ParallelIteratorExt::in_context) do the same for
 //!   every closure of a fork-join or a parallel iterator, on whichever rayon
 //!   thread it runs.
@@ -241,7 +242,7 @@ pub use baton_context::{
 // The runtime (baton-executor).
 pub use baton_executor::{
     Builder, Elapsed, Handle, JoinError, JoinHandle, Metrics, Runtime, Sleep, TaskGroup, Timeout,
-    YieldNow, sleep, sleep_until, spawn, spawn_with_context, timeout, yield_now,
+    YieldNow, sleep, sleep_until, spawn, spawn_blocking, spawn_with_context, timeout, yield_now,
 };
 
 #[cfg(feature = "net")]
@@ -285,6 +286,26 @@ pub mod net {
     //! ```
 
     pub use baton_executor::net::*;
+}
+
+#[cfg(all(feature = "net", unix))]
+pub mod signal {
+    //! Waiting for a signal (feature `net`, Unix): [`ctrl_c`] (SIGINT) and
+    //! [`terminate`] (SIGTERM), e.g. to shut a server down gracefully.
+    //!
+    //! ```no_run
+    //! # let rt = baton::Runtime::new();
+    //! rt.block_on(async {
+    //!     // serve until Ctrl-C or `kill`
+    //!     futures::future::select(
+    //!         std::pin::pin!(baton::signal::ctrl_c()),
+    //!         std::pin::pin!(baton::signal::terminate()),
+    //!     )
+    //!     .await;
+    //! });
+    //! ```
+
+    pub use baton_executor::signal::*;
 }
 
 #[cfg(any(feature = "tracing", feature = "log"))]

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::runtime::Runtime;
 
@@ -35,11 +36,13 @@ pub struct Builder {
     pub(crate) on_thread_start: Option<Callback>,
     pub(crate) on_thread_stop: Option<Callback>,
     pub(crate) start_workers: bool,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) thread_keep_alive: Duration,
 }
 
 impl Builder {
     /// A builder with the defaults: one worker per CPU, threads named
-    /// `baton-worker`.
+    /// `baton-worker`, at most 512 blocking threads, each kept 10 s idle.
     pub fn new() -> Builder {
         Builder {
             worker_threads: None,
@@ -47,6 +50,8 @@ impl Builder {
             on_thread_start: None,
             on_thread_stop: None,
             start_workers: true,
+            max_blocking_threads: 512,
+            thread_keep_alive: Duration::from_secs(10),
         }
     }
 
@@ -60,6 +65,43 @@ impl Builder {
     pub fn worker_threads(mut self, n: usize) -> Builder {
         assert!(n > 0, "baton: worker_threads must be at least 1");
         self.worker_threads = Some(n);
+        self
+    }
+
+    /// The most threads the blocking pool of
+    /// [`spawn_blocking`](crate::spawn_blocking) runs at once (default 512).
+    /// They are started on demand, when a job finds no idle thread; beyond
+    /// the limit, jobs wait in a queue for a thread to finish its current
+    /// one. Idle threads exit after [`thread_keep_alive`](Builder::thread_keep_alive).
+    ///
+    /// ```
+    /// let rt = baton_executor::Builder::new().max_blocking_threads(2).build().unwrap();
+    /// let jobs: Vec<_> = (0..4).map(|i| rt.spawn_blocking(move || i * 10)).collect();
+    /// let sum: i32 = rt.block_on(async {
+    ///     let mut sum = 0;
+    ///     for job in jobs {
+    ///         sum += job.await.unwrap();
+    ///     }
+    ///     sum
+    /// });
+    /// assert_eq!(sum, 60);
+    /// assert!(rt.metrics().blocking_threads <= 2);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    #[track_caller]
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        assert!(n > 0, "baton: max_blocking_threads must be at least 1");
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long a blocking-pool thread waits for a job before it exits
+    /// (default 10 s).
+    pub fn thread_keep_alive(mut self, duration: Duration) -> Builder {
+        self.thread_keep_alive = duration;
         self
     }
 
@@ -112,6 +154,8 @@ impl fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("worker_threads", &self.worker_threads)
             .field("thread_name", &self.thread_name)
+            .field("max_blocking_threads", &self.max_blocking_threads)
+            .field("thread_keep_alive", &self.thread_keep_alive)
             .finish_non_exhaustive()
     }
 }

@@ -32,8 +32,8 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// The handle of the runtime the caller runs in (a task, or a
-    /// `block_on`).
+    /// The handle of the runtime the caller runs in (a task, a `block_on`,
+    /// or a closure given to [`spawn_blocking`](crate::spawn_blocking)).
     ///
     /// # Panics
     ///
@@ -73,9 +73,31 @@ impl Handle {
         self.shared.spawn(future, context)
     }
 
+    /// Runs the blocking closure `f` on this runtime's blocking pool, in a
+    /// copy of the caller's current context; callable from any thread. See
+    /// [`spawn_blocking`](crate::spawn_blocking).
+    ///
+    /// ```
+    /// let rt = baton_executor::Runtime::new();
+    /// let handle = rt.handle();
+    /// let job = std::thread::spawn(move || handle.spawn_blocking(|| 6 * 7))
+    ///     .join()
+    ///     .unwrap();
+    /// assert_eq!(rt.block_on(job).unwrap(), 42);
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shared.blocking().spawn(f, self.shared.clone())
+    }
+
     /// The runtime's counters.
     pub fn metrics(&self) -> Metrics {
-        self.shared.metrics()
+        let mut metrics = self.shared.metrics();
+        self.shared.blocking().metrics(&mut metrics);
+        metrics
     }
 }
 

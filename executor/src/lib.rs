@@ -52,6 +52,11 @@
 //!   sockets, with `futures_io`'s traits.
 //! * `time/` — deadlines in a heap per worker, cancelled in O(1) with no
 //!   lock: [`sleep`], [`sleep_until`], [`timeout`].
+//! * `blocking/` — the elastic pool of [`spawn_blocking`]: threads started
+//!   on demand up to [`Builder::max_blocking_threads`], retired when idle;
+//!   each closure is a task of the task core (with the pool as a second
+//!   `Schedule`), so it runs in a copy of the caller's context with the
+//!   task's panic capture, `JoinHandle` and abort.
 //! * [`TaskGroup`] (`group.rs`), [`Metrics`], [`Runtime`], [`Builder`],
 //!   [`Handle`], [`yield_now`].
 //! * Every primitive (atomics, cells, mutexes, condition variables,
@@ -76,6 +81,7 @@
 //! completes the shutdown (cancelling every task inside its context).
 
 mod block_on;
+mod blocking;
 mod builder;
 mod coop;
 mod current;
@@ -95,6 +101,7 @@ mod task;
 mod time;
 mod yield_now;
 
+pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use group::TaskGroup;
 pub use handle::Handle;

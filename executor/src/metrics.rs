@@ -35,4 +35,11 @@ pub struct Metrics {
     pub migrations: u64,
     /// Times a worker went to sleep for lack of work.
     pub parks: u64,
+    /// Threads of the blocking pool ([`spawn_blocking`](crate::spawn_blocking))
+    /// alive now, busy or idle.
+    pub blocking_threads: usize,
+    /// Of those, the ones waiting for a job.
+    pub idle_blocking_threads: usize,
+    /// Blocking jobs waiting for a thread.
+    pub blocking_queue_depth: usize,
 }

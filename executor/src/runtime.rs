@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use baton_context::Context;
 
+use crate::blocking::BlockingPool;
 use crate::builder::Builder;
 use crate::handle::Handle;
 use crate::metrics::Metrics;
@@ -20,7 +21,9 @@ use baton_sync::{Condvar, Mutex, thread};
 ///
 /// Dropping the runtime stops the workers, drops every pending future
 /// inside its own context, and joins the threads; handles of tasks killed
-/// this way resolve to a cancelled [`JoinError`](crate::JoinError).
+/// this way resolve to a cancelled [`JoinError`](crate::JoinError). Then it
+/// shuts the blocking pool down: queued [`spawn_blocking`](crate::spawn_blocking)
+/// jobs are cancelled the same way, and running ones are waited for.
 ///
 /// ```
 /// use baton_context::ContextVar;
@@ -81,7 +84,12 @@ impl Runtime {
 
     pub(crate) fn from_builder(builder: Builder) -> io::Result<Runtime> {
         let workers = builder.worker_threads.unwrap_or_else(num_workers);
-        let shared = Shared::new(workers)?;
+        let blocking = BlockingPool::new(
+            builder.max_blocking_threads,
+            builder.thread_keep_alive,
+            format!("{}-blocking", builder.thread_name),
+        );
+        let shared = Shared::new(workers, blocking)?;
         let exited = Arc::new((Mutex::new(0), Condvar::new()));
         let mut rt = Runtime {
             handle: Handle { shared },
@@ -161,6 +169,17 @@ impl Runtime {
         self.handle.spawn_with_context(context, future)
     }
 
+    /// Runs the blocking closure `f` on this runtime's blocking pool, in a
+    /// copy of the caller's current context. See
+    /// [`spawn_blocking`](crate::spawn_blocking).
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
     /// A clonable handle to this runtime.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
@@ -172,9 +191,10 @@ impl Runtime {
     }
 
     /// Shuts the runtime down, waiting at most `timeout` for the workers to
-    /// finish their current polls and for tasks' shared contexts to be
-    /// released. Tasks still running after that are leaked (their threads
-    /// are detached) rather than waited for.
+    /// finish their current polls, for tasks' shared contexts to be
+    /// released and for running blocking closures to return. Tasks and
+    /// closures still running after that are leaked (their threads are
+    /// detached) rather than waited for.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(Some(Instant::now() + timeout));
     }

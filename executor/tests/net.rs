@@ -72,7 +72,7 @@ fn echo_500_connections_each_task_keeps_its_context() {
     const ROUNDS: u64 = 8;
     let rt = runtime();
     rt.block_on(async {
-        let listener = TcpListener::from_std(listen_with_backlog(CONNS as i32)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = spawn(async move {
             let mut handlers = Vec::new();
@@ -124,21 +124,6 @@ fn echo_500_connections_each_task_keeps_its_context() {
         }
         server.await.unwrap();
     });
-}
-
-/// A listener whose accept queue holds `backlog` connections. (`bind`'s is
-/// std's 128: 500 connects at once overflow it, and the kernel drops
-/// handshakes, which clients retry after a second, or, with SYN cookies,
-/// resets connections.)
-fn listen_with_backlog(backlog: i32) -> std::net::TcpListener {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.listen(backlog).unwrap();
-    socket.set_nonblocking(true).unwrap();
-    socket.into()
 }
 
 fn message(id: u64, round: u64) -> [u8; 16] {

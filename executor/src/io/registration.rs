@@ -176,7 +176,7 @@ impl<E: Source + fmt::Debug> fmt::Debug for PollEvented<E> {
     }
 }
 
-const OUTSIDE_IO: &str = "baton: sockets must be created and used inside a baton runtime \
+const OUTSIDE_IO: &str = "baton: sockets and signals must be created and used inside a baton runtime \
      (a task, or the future given to Runtime::block_on): no I/O driver runs on this thread";
 
 #[track_caller]

@@ -40,7 +40,8 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds a listener to `addr` (the first of its addresses that can be
-    /// bound). Port 0 picks a free port; see [`TcpListener::local_addr`].
+    /// bound), with a backlog of 1024 pending connections. Port 0 picks a
+    /// free port; see [`TcpListener::local_addr`].
     ///
     /// # Errors
     ///
@@ -50,9 +51,7 @@ impl TcpListener {
     ///
     /// Outside a baton runtime.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        each_addr(addr, |addr| {
-            TcpListener::from_mio(mio::net::TcpListener::bind(addr)?)
-        })
+        each_addr(addr, |addr| TcpListener::from_std(listen(addr)?))
     }
 
     /// A listener from a std one, which the caller has already made
@@ -106,6 +105,26 @@ impl fmt::Debug for TcpListener {
             .field("local_addr", &self.local_addr().ok())
             .finish()
     }
+}
+
+/// Backlog of a listener from [`TcpListener::bind`]: tokio's, not std's
+/// 128, which drops handshakes when hundreds of clients connect at once.
+const BACKLOG: i32 = 1024;
+
+/// A non-blocking listening socket on `addr` (`SO_REUSEADDR` on Unix, as
+/// std and tokio set it).
+fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// A TCP connection on the current runtime's reactor: `futures_io`'s

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
+use crate::blocking::BlockingPool;
 use crate::driver::Driver;
 use crate::metrics::Metrics;
 use crate::task::{Notified, OwnedTasks};
@@ -76,11 +77,13 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     remote_spawned: AtomicU64,
     remote_completed: AtomicU64,
+    /// The elastic pool of `spawn_blocking` (`blocking/`).
+    blocking: BlockingPool,
 }
 
 impl Shared {
     /// The state of a runtime of `workers` workers (not started here).
-    pub(crate) fn new(workers: usize) -> std::io::Result<Arc<Shared>> {
+    pub(crate) fn new(workers: usize, blocking: BlockingPool) -> std::io::Result<Arc<Shared>> {
         let driver = Driver::new(workers + 1)?;
         let locals: Vec<Local<Notified>> = (0..workers).map(|_| Local::new()).collect();
         let remotes = locals
@@ -105,6 +108,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             remote_spawned: AtomicU64::new(0),
             remote_completed: AtomicU64::new(0),
+            blocking,
         }))
     }
 
@@ -128,6 +132,11 @@ impl Shared {
     pub(crate) fn timer_shard(&self) -> usize {
         let worker = self.with_own_worker(|worker| worker.map(|w| w.index()));
         self.driver.timers().shard_for(worker)
+    }
+
+    /// The runtime's blocking pool.
+    pub(crate) fn blocking(&self) -> &BlockingPool {
+        &self.blocking
     }
 
     /// Pushes `task` to the global queue and wakes a parked worker if
@@ -225,6 +234,9 @@ impl Shared {
         // After the tasks: their sockets deregistered as they were dropped;
         // anything still registered (held outside the runtime) now fails.
         self.driver.shutdown();
+        // Last: a running closure may be waiting for a task just cancelled,
+        // or for a socket or timer, which now fail rather than hang.
+        self.blocking.shutdown(deadline);
     }
 
     /// A snapshot of the counters.

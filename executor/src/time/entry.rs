@@ -75,6 +75,11 @@ impl TimerEntry {
         }
     }
 
+    /// Takes the waker without changing the state (shutdown).
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        self.waker.take()
+    }
+
     /// The sleep's side: `PENDING → CANCELLED`. True if this call cancelled
     /// it (it had not fired).
     pub(crate) fn cancel(&self) -> bool {

@@ -29,7 +29,8 @@ use crate::time::entry::TimerEntry;
 ///
 /// # Panics
 ///
-/// When first polled outside a baton runtime.
+/// When first polled outside a baton runtime, and when polled after the
+/// runtime it was first polled in has shut down (it could never complete).
 pub fn sleep(duration: Duration) -> Sleep {
     let now = Instant::now();
     sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
@@ -91,6 +92,9 @@ impl Future for Sleep {
         }
         let this = &mut *self;
         match &this.entry {
+            Some((driver, _)) if driver.timers().is_shut_down() => {
+                panic!("baton: a sleep or timeout was polled after its runtime shut down")
+            }
             Some((_, entry)) => {
                 // The driver sets FIRED before it takes the waker: store
                 // ours, then look again (`time/entry.rs`).
@@ -106,7 +110,11 @@ impl Future for Sleep {
                     current::with_shared(|s| s.map(|s| (s.driver().clone(), s.timer_shard())))
                         .unwrap_or_else(|| panic!("baton: sleep/timeout {}", current::OUTSIDE));
                 let entry = driver.insert_timer(this.deadline, shard, cx.waker());
+                let shut_down = driver.timers().is_shut_down();
                 this.entry = Some((driver, entry));
+                if shut_down {
+                    panic!("baton: a sleep or timeout was polled after its runtime shut down");
+                }
             }
         }
         Poll::Pending

@@ -147,7 +147,8 @@ impl TimerStore {
         {
             let mut heap = s.heap.lock();
             if self.shut_down.load(Ordering::Relaxed) {
-                // The runtime is gone: nothing fires any more.
+                // The runtime is gone: nothing fires any more (the sleep
+                // checks `is_shut_down` after inserting).
                 return (entry, false);
             }
             let seq = heap.next_seq;
@@ -260,15 +261,26 @@ impl TimerStore {
         fired
     }
 
-    /// The runtime is gone: drops every entry (their tasks are cancelled);
-    /// nothing fires any more.
+    /// The runtime is gone: nothing fires any more. Its tasks are cancelled
+    /// already; a sleep still waiting elsewhere (in a blocking closure, say)
+    /// is woken, and its next poll panics ([`TimerStore::is_shut_down`])
+    /// rather than wait forever.
     pub(crate) fn shutdown(&self) {
-        self.shut_down.store(true, Ordering::Relaxed);
+        self.shut_down.store(true, Ordering::SeqCst);
         for shard in self.shards.iter() {
             let items = std::mem::take(&mut shard.heap.lock().items);
-            drop(items);
+            for item in items {
+                if let Some(waker) = item.entry.take_waker() {
+                    waker.wake();
+                }
+            }
         }
         self.pending.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the runtime's timers are shut down.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
     }
 
     /// `deadline` in nanoseconds since `base`, at least 1 (0 is NOT_PARKED).
