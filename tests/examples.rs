@@ -187,3 +187,24 @@ fn rayon_offload_carries_the_context_and_a_bare_spawn_does_not() {
         ]
     );
 }
+
+#[cfg(feature = "net")]
+#[allow(dead_code)]
+#[path = "../examples/echo_server.rs"]
+mod echo_server;
+
+/// Each connection's task logs its own id, read from its context, on every
+/// line, whatever the other connections do meanwhile.
+#[cfg(feature = "net")]
+#[test]
+fn echo_server_logs_each_connection_under_its_own_id() {
+    let mut expected = Vec::new();
+    for i in 1..=3 {
+        expected.push(format!("[conn {i}] closed"));
+        expected.push(format!("[conn {i}] connected"));
+        expected.push(format!("[conn {i}] got \"bye {i}\""));
+        expected.push(format!("[conn {i}] got \"hello {i}\""));
+    }
+    expected.sort();
+    assert_eq!(lines(echo_server::run), expected);
+}
