@@ -480,3 +480,60 @@ fn sockets_and_their_futures_are_send() {
         send(&TcpStream::connect("127.0.0.1:9"));
     });
 }
+
+/// A worker that never runs out of work still sees I/O readiness: it turns
+/// the driver without blocking every so many ticks. One worker, kept busy
+/// by a task that yields until a datagram (sent by a plain thread) is
+/// received, or gives up after ten million yields (a failure, not a hang).
+#[test]
+fn a_busy_worker_still_sees_io_readiness() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let rt = Builder::new().worker_threads(1).build().unwrap();
+    let received = Arc::new(AtomicBool::new(false));
+    let yields = rt.block_on({
+        let received = received.clone();
+        async move {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = socket.local_addr().unwrap();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+            let receiver = spawn({
+                let received = received.clone();
+                async move {
+                    let mut buf = [0; 16];
+                    let n = {
+                        let mut recv = pin!(socket.recv_from(&mut buf));
+                        // Registered (and pending) before the datagram is
+                        // sent.
+                        assert!(futures::poll!(recv.as_mut()).is_pending());
+                        ready_tx.send(()).unwrap();
+                        recv.await.unwrap().0
+                    };
+                    assert_eq!(&buf[..n], b"ping");
+                    received.store(true, Ordering::SeqCst);
+                }
+            });
+            let spinner = spawn(async move {
+                let mut yields = 0u64;
+                while !received.load(Ordering::SeqCst) && yields < 10_000_000 {
+                    yield_now().await;
+                    yields += 1;
+                }
+                yields
+            });
+            std::thread::spawn(move || {
+                ready_rx.recv().unwrap();
+                let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                sender.send_to(b"ping", addr).unwrap();
+            });
+            let yields = spinner.await.unwrap();
+            receiver.await.unwrap();
+            yields
+        }
+    });
+    assert!(
+        received.load(Ordering::SeqCst),
+        "readiness never seen while busy"
+    );
+    assert!(yields < 10_000_000);
+}

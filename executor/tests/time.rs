@@ -230,3 +230,42 @@ fn a_million_timeouts_created_and_cancelled() {
         assert!(start.elapsed() >= Duration::from_millis(5));
     });
 }
+
+/// A worker that never runs out of work still fires timers: it turns the
+/// driver without blocking every so many ticks. One worker, kept busy by a
+/// task that yields until a sleeper wakes (or gives up after ten million
+/// yields, which fails the test instead of hanging it).
+#[test]
+fn a_busy_worker_still_fires_timers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = Builder::new().worker_threads(1).build().unwrap();
+    let woke = Arc::new(AtomicBool::new(false));
+    let yields = rt.block_on({
+        let woke = woke.clone();
+        async move {
+            let sleeper = spawn({
+                let woke = woke.clone();
+                async move {
+                    sleep(Duration::from_millis(2)).await;
+                    woke.store(true, Ordering::SeqCst);
+                }
+            });
+            let spinner = spawn(async move {
+                let mut yields = 0u64;
+                while !woke.load(Ordering::SeqCst) && yields < 10_000_000 {
+                    baton_executor::yield_now().await;
+                    yields += 1;
+                }
+                yields
+            });
+            let yields = spinner.await.unwrap();
+            sleeper.await.unwrap();
+            yields
+        }
+    });
+    assert!(
+        woke.load(Ordering::SeqCst),
+        "the timer never fired while the worker was busy"
+    );
+    assert!(yields < 10_000_000);
+}
