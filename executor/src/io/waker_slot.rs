@@ -65,6 +65,15 @@ impl WakerSlot {
         }
     }
 
+    /// A slot holding `waker` already (no other thread can see it yet, so
+    /// no protocol is needed).
+    pub(crate) fn with_waker(waker: Waker) -> WakerSlot {
+        WakerSlot {
+            state: AtomicUsize::new(WAITING),
+            waker: UnsafeCell::new(Some(waker)),
+        }
+    }
+
     /// Stores `waker` (replacing the one there, unless it would wake the
     /// same task). A concurrent [`WakerSlot::wake`] that missed it makes this
     /// call wake it instead.

@@ -1,11 +1,14 @@
 //! [`TimerEntry`]: one registered deadline, shared by the [`Sleep`] that
 //! waits for it and the store that fires it.
 //!
-//! Its state moves once, from `PENDING` to either `FIRED` (by the driver,
-//! which then wakes the waker) or `CANCELLED` (by the sleep, when it is
-//! dropped or reset before firing). Whoever wins the compare-and-swap owns
-//! the outcome; that is all cancelling costs (O(1), no lock): the store
-//! forgets cancelled entries lazily (`store.rs`).
+//! Its state leaves `PENDING` once: to `FIRED` (the driver's
+//! compare-and-swap, after which it wakes the waker), to `SHUT_DOWN` (the
+//! runtime is gone: the sleep's next poll panics), or to `CANCELLED` (a
+//! plain store by the sleep when it is dropped or reset: all cancelling
+//! costs, O(1), no lock, no read-modify-write). A cancel that lands after the
+//! driver fired overwrites `FIRED`, which nobody reads any more; one that
+//! lands before makes the driver's compare-and-swap fail. The store forgets
+//! cancelled entries lazily (`store.rs`).
 //!
 //! The sleep stores its waker before it is inserted and on every later
 //! poll, then re-reads the state; the driver sets `FIRED` before waking.
@@ -22,31 +25,23 @@ use baton_sync::{AtomicUsize, Ordering};
 const PENDING: usize = 0;
 const FIRED: usize = 1;
 const CANCELLED: usize = 2;
+const SHUT_DOWN: usize = 3;
 
 /// One deadline.
 #[derive(Debug)]
 pub(crate) struct TimerEntry {
-    /// The store shard it lives in.
-    shard: usize,
     state: AtomicUsize,
     waker: WakerSlot,
 }
 
 impl TimerEntry {
-    /// An entry in `shard`, with `waker` already stored (the deadline is
-    /// kept by the store).
-    pub(crate) fn new(shard: usize, waker: &Waker) -> TimerEntry {
-        let entry = TimerEntry {
-            shard,
+    /// An entry with `waker` already stored (the deadline is kept by the
+    /// store).
+    pub(crate) fn new(waker: &Waker) -> TimerEntry {
+        TimerEntry {
             state: AtomicUsize::new(PENDING),
-            waker: WakerSlot::new(),
-        };
-        entry.waker.register(waker);
-        entry
-    }
-
-    pub(crate) fn shard(&self) -> usize {
-        self.shard
+            waker: WakerSlot::with_waker(waker.clone()),
+        }
     }
 
     /// Whether the driver fired it.
@@ -75,16 +70,21 @@ impl TimerEntry {
         }
     }
 
-    /// Takes the waker without changing the state (shutdown).
-    pub(crate) fn take_waker(&self) -> Option<Waker> {
-        self.waker.take()
+    /// The sleep's side: it no longer waits (see the module docs).
+    pub(crate) fn cancel(&self) {
+        self.state.store(CANCELLED, Ordering::Relaxed);
     }
 
-    /// The sleep's side: `PENDING → CANCELLED`. True if this call cancelled
-    /// it (it had not fired).
-    pub(crate) fn cancel(&self) -> bool {
+    /// Shutdown's side: `PENDING → SHUT_DOWN`, and the waker to wake.
+    pub(crate) fn shut_down(&self) -> Option<Waker> {
         self.state
-            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+            .compare_exchange(PENDING, SHUT_DOWN, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .and_then(|_| self.waker.take())
+    }
+
+    /// Whether the runtime shut down before the entry fired.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SHUT_DOWN
     }
 }

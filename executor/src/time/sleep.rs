@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::coop;
 use crate::current;
-use crate::driver::Driver;
 use crate::time::entry::TimerEntry;
 
 /// Waits until `duration` has elapsed.
@@ -33,15 +32,12 @@ use crate::time::entry::TimerEntry;
 /// runtime it was first polled in has shut down (it could never complete).
 pub fn sleep(duration: Duration) -> Sleep {
     let now = Instant::now();
-    sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
+    Sleep::new(now.checked_add(duration).unwrap_or_else(far_future), now)
 }
 
 /// Waits until `deadline`; never completes before it. See [`sleep`].
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        entry: None,
-    }
+    Sleep::new(deadline, Instant::now())
 }
 
 pub(crate) fn far_future() -> Instant {
@@ -53,10 +49,23 @@ pub(crate) fn far_future() -> Instant {
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Sleep {
     deadline: Instant,
-    entry: Option<(Arc<Driver>, Arc<TimerEntry>)>,
+    /// A clock reading from when the sleep was made (or reset): if the
+    /// deadline is not after it, the sleep is over without registering.
+    /// Polls read no clock: a registered sleep completes when the driver
+    /// fires it (the driver reads the clock for every timer at once).
+    read_at: Instant,
+    entry: Option<Arc<TimerEntry>>,
 }
 
 impl Sleep {
+    fn new(deadline: Instant, read_at: Instant) -> Sleep {
+        Sleep {
+            deadline,
+            read_at,
+            entry: None,
+        }
+    }
+
     /// The instant this sleep completes at (or after).
     pub fn deadline(&self) -> Instant {
         self.deadline
@@ -71,11 +80,12 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.cancel();
         self.deadline = deadline;
+        self.read_at = Instant::now();
     }
 
     fn cancel(&mut self) {
-        if let Some((driver, entry)) = self.entry.take() {
-            driver.timers().cancel(&entry);
+        if let Some(entry) = self.entry.take() {
+            entry.cancel();
         }
     }
 }
@@ -84,40 +94,42 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let fired = self.entry.as_ref().is_some_and(|(_, e)| e.is_fired());
-        if fired || Instant::now() >= self.deadline {
-            std::task::ready!(coop::poll_proceed(cx));
-            self.cancel();
-            return Poll::Ready(());
-        }
         let this = &mut *self;
         match &this.entry {
-            Some((driver, _)) if driver.timers().is_shut_down() => {
-                panic!("baton: a sleep or timeout was polled after its runtime shut down")
-            }
-            Some((_, entry)) => {
+            Some(entry) if entry.is_fired() => {}
+            Some(entry) => {
+                if entry.is_shut_down() {
+                    panic!("baton: a sleep or timeout was polled after its runtime shut down")
+                }
                 // The driver sets FIRED before it takes the waker: store
                 // ours, then look again (`time/entry.rs`).
                 entry.register(cx.waker());
-                if entry.is_fired() {
-                    std::task::ready!(coop::poll_proceed(cx));
-                    this.cancel();
-                    return Poll::Ready(());
+                if !entry.is_fired() {
+                    return Poll::Pending;
                 }
             }
-            None => {
-                let (driver, shard) =
-                    current::with_shared(|s| s.map(|s| (s.driver().clone(), s.timer_shard())))
-                        .unwrap_or_else(|| panic!("baton: sleep/timeout {}", current::OUTSIDE));
-                let entry = driver.insert_timer(this.deadline, shard, cx.waker());
-                let shut_down = driver.timers().is_shut_down();
-                this.entry = Some((driver, entry));
+            None if this.deadline > this.read_at => {
+                let deadline = this.deadline;
+                let entry = current::with_shared(|s| {
+                    s.map(|s| {
+                        s.driver()
+                            .insert_timer(deadline, s.timer_shard(), cx.waker())
+                    })
+                })
+                .unwrap_or_else(|| panic!("baton: sleep/timeout {}", current::OUTSIDE));
+                let shut_down = entry.is_shut_down();
+                this.entry = Some(entry);
                 if shut_down {
                     panic!("baton: a sleep or timeout was polled after its runtime shut down");
                 }
+                return Poll::Pending;
             }
+            // Over before it was first polled.
+            None => {}
         }
-        Poll::Pending
+        std::task::ready!(coop::poll_proceed(cx));
+        this.cancel();
+        Poll::Ready(())
     }
 }
 

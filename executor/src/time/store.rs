@@ -12,13 +12,14 @@
 //! # Cancelling: O(1), no lock
 //!
 //! Most timers are request timeouts that never fire. Cancelling one is a
-//! compare-and-swap on its entry (`entry.rs`) and a relaxed increment of
-//! its shard's count of cancelled entries; the heap is not touched. The
-//! driver drops cancelled entries when they reach the top, and an insert
-//! that finds more than half of a shard cancelled (and at least
-//! [`COMPACT_MIN`] entries) sweeps it: each cancelled entry is swept once,
-//! so the cost stays amortised O(1) per timer and a shard never holds more
-//! than about twice its live timers.
+//! plain store to its entry's state (`entry.rs`): the heap is not touched.
+//! The driver drops cancelled entries when they reach the top, and an
+//! insert that finds its shard twice as long as after the last sweep (and
+//! at least [`COMPACT_MIN`] long) sweeps out every cancelled entry. A sweep
+//! costs O(n) and follows at least n/2 inserts, so it is amortised O(1) per
+//! timer, and a shard holds at most about twice its live timers (or
+//! [`COMPACT_MIN`]). Until then a cancelled entry keeps its waker, so a
+//! finished task's allocation may outlive it by that long.
 //!
 //! # Waking the driver for an earlier deadline
 //!
@@ -44,7 +45,7 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 
 use crate::time::entry::TimerEntry;
-use baton_sync::{AtomicBool, AtomicIsize, AtomicU64, Mutex, Ordering};
+use baton_sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Sweep a shard only once it holds at least this many entries.
 const COMPACT_MIN: usize = 1024;
@@ -78,17 +79,18 @@ impl Ord for Item {
     }
 }
 
-#[derive(Default)]
 struct Heap {
     items: BinaryHeap<Item>,
     next_seq: u64,
+    /// Sweep cancelled entries when the heap reaches this length.
+    sweep_at: usize,
 }
 
 struct Shard {
     heap: Mutex<Heap>,
-    /// Cancelled entries still in `heap` (transiently negative: a cancel
-    /// counts itself after the sweep that removed it may have).
-    cancelled: AtomicIsize,
+    /// `heap`'s length, stored under its lock (a plain store, no RMW), so
+    /// the periodic poll can tell an empty shard without locking.
+    len: AtomicUsize,
 }
 
 /// The deadlines of one runtime.
@@ -96,10 +98,6 @@ pub(crate) struct TimerStore {
     /// The zero of `parked_until`.
     base: Instant,
     shards: Box<[CachePadded<Shard>]>,
-    /// Entries inserted and neither fired nor cancelled (a hint, briefly
-    /// off around shutdown): the busy workers' periodic poll skips the
-    /// store when it is not positive.
-    pending: AtomicIsize,
     parked_until: AtomicU64,
     shut_down: AtomicBool,
 }
@@ -112,12 +110,15 @@ impl TimerStore {
             shards: (0..shards.max(1))
                 .map(|_| {
                     CachePadded::new(Shard {
-                        heap: Mutex::new(Heap::default()),
-                        cancelled: AtomicIsize::new(0),
+                        heap: Mutex::new(Heap {
+                            items: BinaryHeap::new(),
+                            next_seq: 0,
+                            sweep_at: COMPACT_MIN,
+                        }),
+                        len: AtomicUsize::new(0),
                     })
                 })
                 .collect(),
-            pending: AtomicIsize::new(0),
             parked_until: AtomicU64::new(NOT_PARKED),
             shut_down: AtomicBool::new(false),
         }
@@ -129,9 +130,13 @@ impl TimerStore {
         worker.map_or(last, |w| w.min(last))
     }
 
-    /// Whether any timer is pending.
+    /// Whether any timer may be pending (a hint, counting cancelled
+    /// entries not swept yet: the busy workers' periodic poll skips the
+    /// store when it says no). No lock, no RMW.
     pub(crate) fn has_pending(&self) -> bool {
-        self.pending.load(Ordering::Relaxed) > 0
+        self.shards
+            .iter()
+            .any(|shard| shard.len.load(Ordering::Relaxed) != 0)
     }
 
     /// Creates and inserts an entry for `deadline`. Returns it and whether
@@ -142,13 +147,14 @@ impl TimerStore {
         shard: usize,
         waker: &Waker,
     ) -> (Arc<TimerEntry>, bool) {
-        let entry = Arc::new(TimerEntry::new(shard, waker));
+        let entry = Arc::new(TimerEntry::new(waker));
         let s = &self.shards[shard];
         {
             let mut heap = s.heap.lock();
             if self.shut_down.load(Ordering::Relaxed) {
-                // The runtime is gone: nothing fires any more (the sleep
-                // checks `is_shut_down` after inserting).
+                // The runtime is gone: nothing fires any more.
+                drop(heap);
+                drop(entry.shut_down());
                 return (entry, false);
             }
             let seq = heap.next_seq;
@@ -158,16 +164,12 @@ impl TimerStore {
                 seq,
                 entry: entry.clone(),
             });
-            let len = heap.items.len();
-            let cancelled = s.cancelled.load(Ordering::Relaxed);
-            if len >= COMPACT_MIN && cancelled > 0 && cancelled as usize * 2 > len {
-                let before = heap.items.len();
+            if heap.items.len() >= heap.sweep_at {
                 heap.items.retain(|item| !item.entry.is_cancelled());
-                let swept = before - heap.items.len();
-                s.cancelled.fetch_sub(swept as isize, Ordering::Relaxed);
+                heap.sweep_at = (heap.items.len() * 2).max(COMPACT_MIN);
             }
+            s.len.store(heap.items.len(), Ordering::Relaxed);
         }
-        self.pending.fetch_add(1, Ordering::Relaxed);
         let at = self.ticks(deadline);
         let mut parked = self.parked_until.load(Ordering::SeqCst);
         while at < parked {
@@ -184,16 +186,6 @@ impl TimerStore {
         (entry, false)
     }
 
-    /// Cancels `entry` if it has not fired: O(1), no lock.
-    pub(crate) fn cancel(&self, entry: &TimerEntry) {
-        if entry.cancel() {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
-            self.shards[entry.shard()]
-                .cancelled
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     /// The earliest pending deadline (dropping cancelled entries on top).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
@@ -202,7 +194,7 @@ impl TimerStore {
             while let Some(top) = heap.items.peek() {
                 if top.entry.is_cancelled() {
                     heap.items.pop();
-                    shard.cancelled.fetch_sub(1, Ordering::Relaxed);
+                    shard.len.store(heap.items.len(), Ordering::Relaxed);
                     continue;
                 }
                 earliest = Some(earliest.map_or(top.deadline, |e| e.min(top.deadline)));
@@ -237,24 +229,22 @@ impl TimerStore {
         let mut wakers = Vec::new();
         let mut fired = 0;
         for shard in self.shards.iter() {
+            if shard.len.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
             let mut heap = shard.heap.lock();
             while let Some(top) = heap.items.peek() {
                 if top.deadline > now {
                     break;
                 }
                 let item = heap.items.pop().expect("peeked");
-                match item.entry.fire() {
-                    Ok(waker) => {
-                        fired += 1;
-                        wakers.extend(waker);
-                    }
-                    Err(()) => {
-                        shard.cancelled.fetch_sub(1, Ordering::Relaxed);
-                    }
+                if let Ok(waker) = item.entry.fire() {
+                    fired += 1;
+                    wakers.extend(waker);
                 }
             }
+            shard.len.store(heap.items.len(), Ordering::Relaxed);
         }
-        self.pending.fetch_sub(fired as isize, Ordering::Relaxed);
         for waker in wakers {
             waker.wake();
         }
@@ -263,24 +253,22 @@ impl TimerStore {
 
     /// The runtime is gone: nothing fires any more. Its tasks are cancelled
     /// already; a sleep still waiting elsewhere (in a blocking closure, say)
-    /// is woken, and its next poll panics ([`TimerStore::is_shut_down`])
+    /// is woken, and its next poll panics (its entry says `SHUT_DOWN`)
     /// rather than wait forever.
     pub(crate) fn shutdown(&self) {
         self.shut_down.store(true, Ordering::SeqCst);
         for shard in self.shards.iter() {
-            let items = std::mem::take(&mut shard.heap.lock().items);
+            let items = {
+                let mut heap = shard.heap.lock();
+                shard.len.store(0, Ordering::Relaxed);
+                std::mem::take(&mut heap.items)
+            };
             for item in items {
-                if let Some(waker) = item.entry.take_waker() {
+                if let Some(waker) = item.entry.shut_down() {
                     waker.wake();
                 }
             }
         }
-        self.pending.store(0, Ordering::Relaxed);
-    }
-
-    /// Whether the runtime's timers are shut down.
-    pub(crate) fn is_shut_down(&self) -> bool {
-        self.shut_down.load(Ordering::SeqCst)
     }
 
     /// `deadline` in nanoseconds since `base`, at least 1 (0 is NOT_PARKED).

@@ -123,7 +123,7 @@ fn shutdown_racing_a_poll_always_reaches_the_task() {
 fn a_timer_firing_while_its_sleep_re_registers_is_never_lost() {
     loom::model(|| {
         let (first_count, first) = counting();
-        let entry = Arc::new(TimerEntry::new(0, &first));
+        let entry = Arc::new(TimerEntry::new(&first));
         let driver = {
             let entry = entry.clone();
             thread::spawn(move || {
