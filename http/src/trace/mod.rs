@@ -1,0 +1,1 @@
+//! W3C Trace Context and W3C Baggage (to be written).
