@@ -8,6 +8,9 @@
 //! a task that migrates keeps its registrations. Creating or polling one on
 //! a thread that runs no baton runtime panics with a message that says so;
 //! one whose runtime is gone returns an `io::Error`.
+//!
+//! With the feature `hyper`, the streams also implement
+//! `hyper::rt::{Read, Write}`.
 
 /// `futures_io::{AsyncRead, AsyncWrite}` for a stream type and for a
 /// shared reference to it, on its inherent `poll_read`, `poll_write`,
@@ -63,6 +66,8 @@ macro_rules! impl_futures_io {
     };
 }
 
+#[cfg(all(feature = "hyper", unix))]
+mod hyper_rt;
 mod tcp;
 mod udp;
 #[cfg(unix)]

@@ -135,7 +135,7 @@ fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// A task blocked on a stream may move between workers like any other; every
 /// read and write runs in the task's own context.
 pub struct TcpStream {
-    io: PollEvented<mio::net::TcpStream>,
+    pub(super) io: PollEvented<mio::net::TcpStream>,
 }
 
 impl TcpStream {

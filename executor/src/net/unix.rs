@@ -145,7 +145,7 @@ impl fmt::Debug for UnixListener {
 /// # }
 /// ```
 pub struct UnixStream {
-    io: PollEvented<mio::net::UnixStream>,
+    pub(super) io: PollEvented<mio::net::UnixStream>,
 }
 
 impl UnixStream {
