@@ -203,9 +203,9 @@ pub fn timers_table(results: &[TimerResult], workers: usize) -> String {
     );
     let _ = writeln!(
         s,
-        "| operation | system | 1 task | {workers} tasks at once | {workers} tasks ÷ 1 task (flat = 1) | ÷ tokio (1 task) | ÷ tokio ({workers} tasks) | threads used |"
+        "| operation | system | 1 task | {workers} tasks at once | {workers} tasks ÷ 1 task (flat = 1) | ÷ tokio (1 task) | ÷ tokio ({workers} tasks) | threads used | rounds not concurrent |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let find = |sys: System, op: TimerOp, tasks: usize| {
         results
             .iter()
@@ -235,7 +235,7 @@ pub fn timers_table(results: &[TimerResult], workers: usize) -> String {
             let all = find(sys, op, workers);
             let _ = writeln!(
                 s,
-                "| {} | {sys} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {sys} | {} | {} | {} | {} | {} | {} | {} |",
                 op.name(),
                 cell(one),
                 cell(all),
@@ -243,6 +243,7 @@ pub fn timers_table(results: &[TimerResult], workers: usize) -> String {
                 vs(med(one), med(find(System::Tokio, op, 1))),
                 vs(med(all), med(find(System::Tokio, op, workers))),
                 all.or(one).map_or(0, |r| r.threads),
+                all.map_or(0, |r| r.apart),
             );
         }
     }

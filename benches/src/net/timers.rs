@@ -96,6 +96,10 @@ pub struct TimerResult {
     pub stats: Stats,
     /// The fewest distinct threads the tasks of a round ran on.
     pub threads: usize,
+    /// Rounds in which the tasks did not all meet at the start gate within
+    /// 2 s (a task was not started while another held its worker): those
+    /// rounds did not run concurrently.
+    pub apart: usize,
 }
 
 /// A gate the tasks spin at until all have arrived (or 2 s have passed).
@@ -105,14 +109,22 @@ struct Gate {
 }
 
 impl Gate {
-    fn wait(&self) {
+    /// Whether every task arrived in time.
+    fn wait(&self) -> bool {
         self.arrived.fetch_add(1, Ordering::AcqRel);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while self.arrived.load(Ordering::Acquire) < self.n && Instant::now() < deadline {
+        let deadline = Instant::now() + GATE_LIMIT;
+        while self.arrived.load(Ordering::Acquire) < self.n {
+            if Instant::now() > deadline {
+                return false;
+            }
             std::hint::spin_loop();
         }
+        true
     }
 }
+
+/// How long a task waits at the gate for the others.
+const GATE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Polls `fut` once (it must be pending: it registers) and drops it.
 async fn poll_once_and_drop<F: Future>(fut: F) {
@@ -128,14 +140,26 @@ async fn poll_once_and_drop<F: Future>(fut: F) {
 }
 
 /// `ops` create + poll + drop of `make()`'s future, timed after the gate.
-async fn timed<F: Future>(gate: Arc<Gate>, ops: u64, make: impl Fn() -> F) -> (Duration, ThreadId) {
-    gate.wait();
+async fn timed<F: Future>(gate: Arc<Gate>, ops: u64, make: impl Fn() -> F) -> Timed {
+    let together = gate.wait();
     let thread = std::thread::current().id();
     let t = Instant::now();
     for _ in 0..ops {
         poll_once_and_drop(make()).await;
     }
-    (t.elapsed(), thread)
+    Timed {
+        elapsed: t.elapsed(),
+        thread,
+        together,
+    }
+}
+
+/// One task's figures.
+struct Timed {
+    elapsed: Duration,
+    thread: ThreadId,
+    /// Every task had arrived at the gate.
+    together: bool,
 }
 
 /// The task body of `system` for `op`.
@@ -144,7 +168,7 @@ fn body(
     op: TimerOp,
     gate: Arc<Gate>,
     ops: u64,
-) -> std::pin::Pin<Box<dyn Future<Output = (Duration, ThreadId)> + Send>> {
+) -> std::pin::Pin<Box<dyn Future<Output = Timed> + Send>> {
     match (system, op) {
         (System::Baton, TimerOp::Timeout) => Box::pin(timed(gate, ops, || {
             baton_executor::timeout(DEADLINE, pending::<()>())
@@ -173,15 +197,15 @@ fn body(
     }
 }
 
-/// One run: `tasks` tasks at once; returns the mean ns per op per task and
-/// the distinct threads used.
+/// One run: `tasks` tasks at once; returns the mean ns per op per task, the
+/// distinct threads used and whether the tasks met at the gate.
 fn once<R: BenchRuntime>(
     rt: &R,
     system: System,
     op: TimerOp,
     tasks: usize,
     ops: u64,
-) -> (f64, usize) {
+) -> (f64, usize, bool) {
     let gate = Arc::new(Gate {
         n: tasks,
         arrived: AtomicUsize::new(0),
@@ -192,14 +216,16 @@ fn once<R: BenchRuntime>(
         .collect();
     let mut threads = Vec::new();
     let mut total = 0.0;
+    let mut together = true;
     for h in handles {
-        let (d, t) = rt.block_on(h);
-        total += d.as_nanos() as f64 / ops as f64;
-        if !threads.contains(&t) {
-            threads.push(t);
+        let r = rt.block_on(h);
+        total += r.elapsed.as_nanos() as f64 / ops as f64;
+        together &= r.together;
+        if !threads.contains(&r.thread) {
+            threads.push(r.thread);
         }
     }
-    (total / tasks as f64, threads.len())
+    (total / tasks as f64, threads.len(), together)
 }
 
 enum AnyRt {
@@ -209,7 +235,7 @@ enum AnyRt {
 }
 
 impl AnyRt {
-    fn once(&self, system: System, op: TimerOp, tasks: usize, ops: u64) -> (f64, usize) {
+    fn once(&self, system: System, op: TimerOp, tasks: usize, ops: u64) -> (f64, usize, bool) {
         match self {
             AnyRt::Baton(rt) => once(rt, system, op, tasks, ops),
             AnyRt::Tokio(rt) => once(rt, system, op, tasks, ops),
@@ -246,8 +272,8 @@ pub fn run(cfg: &TimerConfig) -> Vec<TimerResult> {
         for op in TimerOp::ALL {
             for &tasks in &task_counts {
                 for (s, rt) in &rts {
-                    let (ns, threads) = rt.once(*s, op, tasks, cfg.ops);
-                    samples.push((*s, op, tasks, ns, threads));
+                    let (ns, threads, together) = rt.once(*s, op, tasks, cfg.ops);
+                    samples.push((*s, op, tasks, ns, threads, together));
                 }
             }
         }
@@ -260,13 +286,17 @@ pub fn run(cfg: &TimerConfig) -> Vec<TimerResult> {
                     .iter()
                     .filter(|x| x.0 == *s && x.1 == op && x.2 == tasks)
                     .collect();
-                let label = format!("{s}, {} task(s)", tasks);
                 out.push(TimerResult {
                     system: *s,
                     op,
                     tasks,
-                    stats: Stats::from_samples(&label, mine.iter().map(|x| x.3).collect(), cfg.ops),
+                    stats: Stats::from_samples(
+                        s.name(),
+                        mine.iter().map(|x| x.3).collect(),
+                        cfg.ops,
+                    ),
                     threads: mine.iter().map(|x| x.4).min().unwrap_or(0),
+                    apart: mine.iter().filter(|x| !x.5).count(),
                 });
             }
         }
