@@ -18,7 +18,8 @@
 //! * [`client`] — the load generator: echo ping-pong, HTTP/1.1 keep-alive
 //!   requests, or idle connections held open;
 //! * [`timers`] — timeout / sleep create, poll once, drop (in-process);
-//! * [`measure`] — `getrusage`, `/proc/self/status`, `RLIMIT_NOFILE`.
+//! * [`measure`] — `getrusage`, `/proc/self/status`, `RLIMIT_NOFILE`;
+//! * [`io_group`] — the report's `io` section.
 //!
 //! Loopback only: every address is `127.0.0.1`. Every load loop stops by
 //! itself (a time bound, a count bound and an I/O timeout per operation).
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod client;
 pub mod echo;
 pub mod hyper_io;
+pub mod io_group;
 pub mod markdown;
 pub mod measure;
 pub mod run;
