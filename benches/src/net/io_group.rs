@@ -112,8 +112,10 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
     let idle = run::idle_cpu(exe, &cfg.systems, s.idle_cpu, cfg.workers, &mut progress);
 
     let mut rows = Vec::new();
+    let mut task_counts = vec![1, s.timers.workers];
+    task_counts.dedup();
     for op in TimerOp::ALL {
-        for tasks in [1, s.timers.workers] {
+        for &tasks in &task_counts {
             let stats: Vec<Stats> = System::ALL
                 .into_iter()
                 .filter_map(|sys| {
@@ -133,9 +135,6 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
                     stats,
                 });
             }
-        }
-        if s.timers.workers == 1 {
-            break;
         }
     }
     if cells.iter().any(|c| c.system == System::Baton) {
