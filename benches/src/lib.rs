@@ -10,13 +10,17 @@
 //!   `web_server` / `channels` workloads, generic over the runtime;
 //! * [`workloads::bridge`] — offloads to rayon and `par_iter` sums;
 //! * [`workloads::context`] — context-variable fixtures (N bound variables),
-//!   tokio `task_local!` and a naive copy-on-write context for reference.
+//!   tokio `task_local!` and a naive copy-on-write context for reference;
+//! * [`net`] — network benchmarks (echo, HTTP through hyper, idle
+//!   connections) with server and load generator in separate processes,
+//!   timer create + cancel and idle CPU (the `netbench` binary).
 //!
 //! Every workload checks its own result (counts reached, values read back) and
 //! panics otherwise, so a broken runtime cannot look fast.
 
 #![forbid(unsafe_code)]
 
+pub mod net;
 pub mod report;
 pub mod runtimes;
 pub mod workloads;

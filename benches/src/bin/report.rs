@@ -7,15 +7,25 @@
 //! cargo run --release -p baton-benches --bin report            # full (~2-3 min on 2 cores)
 //! cargo run --release -p baton-benches --bin report -- --quick # CI smoke (~30 s)
 //! cargo run --release -p baton-benches --bin report -- --only context --rounds 30
+//! cargo run --release -p baton-benches --bin report -- --only io  # network, timers (~2 min)
 //! ```
+//!
+//! The `io` group runs only when named in `--only` (e.g. `--only
+//! executor,bridge,context,workers,vars,io` for everything): it starts
+//! server and client processes by re-executing this binary with
+//! `__netbench` first (see `baton_benches::net`), and its baton socket rows
+//! need the `baton-net` feature.
 
 #![forbid(unsafe_code)]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+use baton_benches::net::cli::{CHILD_ARG, main_with};
+use baton_benches::net::io_group::{IoSettings, io_group};
+use baton_benches::net::run::Exe;
 use baton_benches::report::groups::{self, SWEEP_COUNTS};
 use baton_benches::report::measure::{self, Settings};
 use baton_benches::report::table::{Group, Workload, full, headline};
@@ -24,7 +34,7 @@ use baton_benches::workloads::executor as w;
 use clap::Parser;
 use serde_json::Value;
 
-const GROUPS: [&str; 5] = ["executor", "bridge", "context", "workers", "vars"];
+const GROUPS: [&str; 6] = ["executor", "bridge", "context", "workers", "vars", "io"];
 
 /// Side-by-side benchmark report: baton vs tokio, async-executor, rayon and
 /// CPython, interleaved round by round; writes BENCHMARKS.md and PNG plots.
@@ -48,9 +58,18 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these groups (repeat or comma-separate): executor, bridge,
-    /// context, workers, vars.
+    /// context, workers, vars, io (io runs only when named here).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// io: measured seconds per network cell (default 3; --quick 1).
+    #[arg(long)]
+    io_duration: Option<f64>,
+    /// io: connections of the idle-connections cell (default 10000; --quick 2000).
+    #[arg(long)]
+    io_idle_connections: Option<usize>,
+    /// io: rounds of the network cells (default 1).
+    #[arg(long)]
+    io_rounds: Option<usize>,
 }
 
 fn cpython(quick: bool) -> Result<Value, String> {
@@ -81,7 +100,23 @@ fn stat<'a>(wl: &'a Workload, system: &str) -> Option<&'a baton_benches::report:
     wl.stats.iter().find(|s| s.system == system)
 }
 
-fn main() {
+fn main() -> ExitCode {
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|a| a == CHILD_ARG) {
+        // A server or client process of the io group.
+        return match Exe::current(&[CHILD_ARG]) {
+            Ok(exe) => main_with(argv, exe),
+            Err(e) => {
+                eprintln!("report: cannot find its own executable: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    report();
+    ExitCode::SUCCESS
+}
+
+fn report() {
     let args = Args::parse();
     let started = Instant::now();
     let only: Vec<String> = args.only.iter().map(|s| s.trim().to_lowercase()).collect();
@@ -91,7 +126,7 @@ fn main() {
             "--only {o}: expected one of {GROUPS:?}"
         );
     }
-    let want = |g: &str| only.is_empty() || only.iter().any(|o| o == g);
+    let want = |g: &str| (only.is_empty() && g != "io") || only.iter().any(|o| o == g);
     let settings = Settings {
         rounds: args.rounds.unwrap_or(if args.quick { 5 } else { 20 }),
         batch: Duration::from_millis(args.batch_ms.unwrap_or(if args.quick { 5 } else { 40 })),
@@ -364,6 +399,46 @@ fn main() {
             extra: String::new(),
         });
     }
+    let mut io_headline = String::new();
+    if want("io") {
+        eprintln!("report: io (network cells, timers, idle CPU)");
+        let exe = Exe::current(&[CHILD_ARG]).expect("the report's own executable");
+        let io = IoSettings::new(
+            args.quick,
+            args.io_duration
+                .map(|s| Duration::from_secs_f64(s.clamp(0.1, 3600.0))),
+            args.io_idle_connections,
+            args.io_rounds,
+        );
+        let g = io_group(&exe, &io, |what| eprintln!("  io/{what}"));
+        notes.extend(g.notes);
+        if !g.ratios.is_empty() {
+            let file = "io_ratio_to_tokio.png";
+            let labels: Vec<String> = g.ratios.iter().map(|r| r.0.clone()).collect();
+            let r = plot::ratio_bars(
+                &plot_dir.join(file),
+                "I/O: cost ÷ tokio's (< 1: cheaper than tokio)",
+                "ratio to tokio (median ÷ median)",
+                &labels,
+                &[
+                    (
+                        "baton ÷ tokio".into(),
+                        g.ratios.iter().map(|r| r.1).collect(),
+                    ),
+                    (
+                        "smol ÷ tokio".into(),
+                        g.ratios.iter().map(|r| r.2).collect(),
+                    ),
+                ],
+            );
+            match r {
+                Ok(()) => plots.push((file.into(), "I/O costs, ratio to tokio".into())),
+                Err(e) => notes.push(format!("plot {file} failed: {e}")),
+            }
+        }
+        io_headline = g.headline;
+        groups_out.push(g.group);
+    }
 
     let load_end = load_average();
     let elapsed = started.elapsed();
@@ -421,7 +496,12 @@ fn main() {
         if g.id == "workers" || g.id == "vars" {
             continue;
         }
-        let _ = writeln!(md, "### {}\n\n{}", g.title, headline(g));
+        let h = if g.id == "io" {
+            io_headline.clone()
+        } else {
+            headline(g)
+        };
+        let _ = writeln!(md, "### {}\n\n{}", g.title, h);
     }
     if !plots.is_empty() {
         let _ = writeln!(md, "## Plots\n");
