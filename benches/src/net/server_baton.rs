@@ -1,7 +1,8 @@
 //! baton's server (feature `baton-net`): a runtime with N workers,
 //! `baton_executor::net::TcpListener`, one accept-loop task, one task per
-//! connection (`baton_executor::spawn`); HTTP through [`HyperIo`] over
-//! `TcpStream`'s `futures_io` traits (the same adapter smol's server uses).
+//! connection (`baton_executor::spawn`); HTTP through `TcpStream`'s own
+//! `hyper::rt::{Read, Write}` (the executor's feature `hyper`, what
+//! `baton::http::serve` uses), which reads into hyper's buffer directly.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::net::SocketAddr;
 use baton_executor::net::{TcpListener, TcpStream};
 
 use super::echo::echo_futures_io;
-use super::hyper_io::{HyperIo, serve_http1};
+use super::hyper_io::serve_http1;
 use super::server::{ACCEPT_BACKOFF, Running, accept_error, count_accept};
 use super::{IDLE_BUFFER, MESSAGE_SIZE, System, Workload};
 
@@ -49,8 +50,6 @@ async fn connection(stream: TcpStream, workload: Workload) {
     let _ = match workload {
         Workload::Echo => echo_futures_io(stream, MESSAGE_SIZE).await,
         Workload::Idle => echo_futures_io(stream, IDLE_BUFFER).await,
-        Workload::Http => serve_http1(HyperIo::new(stream))
-            .await
-            .map_err(io::Error::other),
+        Workload::Http => serve_http1(stream).await.map_err(io::Error::other),
     };
 }
