@@ -5,7 +5,7 @@ use std::fmt;
 /// Why a `traceparent` or `baggage` header value was rejected.
 ///
 /// Returned by [`TraceContext::parse`](super::TraceContext::parse) and
-/// `Baggage::parse`. A `tracestate` never causes an
+/// [`Baggage::parse`](super::Baggage::parse). A `tracestate` never causes an
 /// error: an invalid one is dropped and the `traceparent` is kept, as the
 /// W3C Trace Context specification requires.
 ///
