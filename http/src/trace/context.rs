@@ -15,7 +15,9 @@ use super::{hex, id, tracestate};
 /// with [`new_root`](TraceContext::new_root), make the context of an outgoing
 /// call with [`child`](TraceContext::child), and write it back with
 /// [`traceparent`](TraceContext::traceparent) and
-/// [`tracestate`](TraceContext::tracestate).
+/// [`tracestate`](TraceContext::tracestate). [`extract`](super::extract) and
+/// [`inject`](super::inject) do all of this between HTTP headers and
+/// [`CURRENT`](super::CURRENT).
 ///
 /// Only the flags this implementation knows are kept — `sampled` (`0x01`) and
 /// Level 2's `random-trace-id` (`0x02`) — the others are set to zero, as the
