@@ -82,8 +82,9 @@ impl Default for Config {
 /// is such a service.
 ///
 /// ```no_run
-/// /// use baton::net::TcpListener;
-/// use baton::ContextVar;
+/// use std::convert::Infallible;
+/// use baton_context::ContextVar;
+/// use baton_executor::net::TcpListener;
 ///
 /// static USER: ContextVar<String> = ContextVar::new("user");
 ///
@@ -97,10 +98,12 @@ impl Default for Config {
 ///     Ok(http::Response::new(format!("hello {:?}\n", USER.get())))
 /// }
 ///
-/// baton::Runtime::new().block_on(async {
+/// baton_executor::Runtime::new().block_on(async {
 ///     let listener = TcpListener::bind("127.0.0.1:3000").await?;
-///     baton::http::serve(listener, tower::service_fn(hello))
-///         .with_graceful_shutdown(async { let _ = baton::signal::ctrl_c().await; })
+///     baton_http::serve(listener, tower::service_fn(hello))
+///         .with_graceful_shutdown(async {
+///             let _ = baton_executor::signal::ctrl_c().await;
+///         })
 ///         .await
 /// })
 /// # .unwrap();

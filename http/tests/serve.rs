@@ -341,3 +341,42 @@ fn serve_outlives_a_client_that_vanishes_mid_request() -> io::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn each_request_continues_its_own_trace_and_never_the_previous_one() {
+    use baton_http::trace::CURRENT;
+    let traced = tower::service_fn(|_request: Request<Incoming>| async {
+        let trace = CURRENT
+            .get()
+            .expect("extract sets CURRENT for every request");
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(trace.trace_id_hex()))))
+    });
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(spawn(serve(listener, traced).into_future()));
+        let mut client = connect(addr).await;
+        let incoming = "0af7651916cd43dd8448eb211c80319c";
+        let request = Request::get("/")
+            .header("host", "test")
+            .header("traceparent", format!("00-{incoming}-b7ad6b7169203331-01"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = client.send_request(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, incoming.as_bytes());
+        // Same connection, no traceparent: a new root trace, not the last one.
+        let (_, trace_id) = get(&mut client, "/", None).await;
+        assert_eq!(trace_id.len(), 32);
+        assert_ne!(trace_id, incoming);
+        // A malformed one also starts a new root, never an error response.
+        client.ready().await.unwrap();
+        let request = Request::get("/")
+            .header("host", "test")
+            .header("traceparent", "00-not-a-trace-01")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = client.send_request(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    });
+}
