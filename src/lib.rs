@@ -288,6 +288,22 @@ pub mod net {
     pub use baton_executor::net::*;
 }
 
+#[cfg(feature = "http")]
+pub mod http {
+    //! HTTP services (feature `http`): [`serve`] runs hyper 1 on baton's
+    //! sockets with **one context per request** — each request's handler
+    //! runs in a fresh copy of its connection task's context, with the W3C
+    //! trace headers extracted into it, so nothing a handler sets reaches
+    //! the next request on the same keep-alive connection.
+    //! [`ContextLayer`] does the same for servers baton does not run;
+    //! [`Executor`] and [`Timer`] are hyper's runtime traits on baton.
+
+    pub use baton_http::{BoxError, ContextLayer, ContextService, Executor, Serve, Timer, serve};
+}
+
+#[cfg(feature = "http")]
+pub use baton_http::trace;
+
 #[cfg(all(feature = "net", unix))]
 pub mod signal {
     //! Waiting for a signal (feature `net`, Unix): [`ctrl_c`] (SIGINT) and
