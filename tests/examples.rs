@@ -208,3 +208,63 @@ fn echo_server_logs_each_connection_under_its_own_id() {
     expected.sort();
     assert_eq!(lines(echo_server::run), expected);
 }
+
+/// The gateway as a real server: on one keep-alive connection, alice's
+/// request, an unauthenticated one (never alice), then bob's; each sees its
+/// own request id, user and trace, and the upstream continues that trace.
+#[cfg(all(feature = "http", feature = "rayon", feature = "tracing"))]
+#[test]
+fn api_gateway_serves_each_request_in_its_own_context() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+
+    let rt = baton::Runtime::new();
+    rt.block_on(async {
+        let addr = api_gateway::server::start("127.0.0.1:0").await.unwrap();
+        let stream = baton::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(stream).await.unwrap();
+        drop(baton::spawn(async move {
+            let _ = connection.await;
+        }));
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let mut ask = async |auth: Option<&str>, id: &str| {
+            sender.ready().await.unwrap();
+            let mut request = http::Request::get("/profile")
+                .header("host", "gateway")
+                .header("x-request-id", id)
+                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"));
+            if let Some(auth) = auth {
+                request = request.header("authorization", format!("Bearer {auth}"));
+            }
+            let response = sender
+                .send_request(request.body(Empty::<Bytes>::new()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        };
+        let (status, alice) = ask(Some("token-alice"), "r-1").await;
+        assert_eq!(status, 200);
+        assert!(
+            alice.starts_with("request_id=r-1 user=alice accounts=alice-account "),
+            "{alice}"
+        );
+        assert!(
+            alice.contains(&format!("trace_id={trace} upstream_saw=00-{trace}-")),
+            "{alice}"
+        );
+        assert!(
+            !alice.contains("00f067aa0ba902b7"),
+            "the upstream call needs a new parent id"
+        );
+        let (status, anonymous) = ask(None, "r-2").await;
+        assert_eq!((status, anonymous.as_str()), (401, "unauthorized\n"));
+        let (status, bob) = ask(Some("token-bob"), "r-3").await;
+        assert_eq!(status, 200);
+        assert!(
+            bob.starts_with("request_id=r-3 user=bob accounts=bob-account "),
+            "{bob}"
+        );
+    });
+}
