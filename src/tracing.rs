@@ -47,9 +47,10 @@
 //! ```
 //!
 //! The inner formatter writes into a buffer (so that the fields can be put
-//! at the end of its line), which `tracing-subscriber` only lets it do
-//! without ANSI colours: the output is plain text, as log files and
-//! collectors want. The fields are appended as text, so wrap text formats
+//! at the end of its line), without ANSI colours, and the colour codes that
+//! the subscriber put into span fields when they were recorded (with
+//! `with_ansi(true)`, its default on a terminal) are stripped: the output is
+//! plain text, as log files and collectors want. The fields are appended as text, so wrap text formats
 //! (`full`, `compact`, `pretty`), not `json`.
 
 use std::cell::RefCell;
@@ -168,7 +169,7 @@ where
             buf.clear();
             self.inner.format_event(ctx, Writer::new(buf), event)?;
             let line = buf.strip_suffix('\n');
-            writer.write_str(line.unwrap_or(buf))?;
+            write_plain(&mut writer, line.unwrap_or(buf))?;
             self.fields.write_each(&mut writer)?;
             if line.is_some() {
                 writer.write_char('\n')?;
@@ -182,5 +183,70 @@ where
             Ok(Some(result)) => result,
             _ => write(&mut String::new()),
         }
+    }
+}
+
+/// Writes `text` without its ANSI SGR sequences (`ESC [ … m`): span fields
+/// are formatted when the span is recorded, with the subscriber's colours.
+fn write_plain(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
+    let mut rest = text;
+    while let Some(start) = rest.find("\x1b[") {
+        writer.write_str(&rest[..start])?;
+        let after = &rest[start + 2..];
+        match after.find(|c: char| !(c.is_ascii_digit() || c == ';')) {
+            // A complete SGR sequence: drop it.
+            Some(end) if after[end..].starts_with('m') => rest = &after[end + 1..],
+            // Anything else is not ours to touch.
+            _ => {
+                writer.write_str("\x1b[")?;
+                rest = after;
+            }
+        }
+    }
+    writer.write_str(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_codes_in_span_fields_are_stripped() {
+        #[derive(Clone, Default)]
+        struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().write(b)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        static REQUEST: ContextVar<&str> = ContextVar::new("request_id");
+        let capture = Capture::default();
+        let writer = {
+            let capture = capture.clone();
+            move || capture.clone()
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(true)
+            .event_format(
+                ContextFields::new()
+                    .with(&REQUEST)
+                    .format(tracing_subscriber::fmt::format().without_time()),
+            )
+            .with_writer(writer)
+            .finish();
+        ::tracing::subscriber::with_default(subscriber, || {
+            REQUEST.scope("r-7", || {
+                let span = ::tracing::info_span!("handler", user = "alice");
+                let _entered = span.enter();
+                ::tracing::info!(n = 1, "inside");
+            });
+        });
+        let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(!out.contains('\x1b'), "ANSI escape in {out:?}");
+        assert!(out.contains("handler{user=\"alice\"}"), "{out}");
+        assert!(out.trim_end().ends_with("request_id=r-7"), "{out}");
     }
 }

@@ -40,8 +40,10 @@ impl Handle {
     /// Outside a baton runtime; see [`Handle::try_current`].
     #[track_caller]
     pub fn current() -> Handle {
-        Handle::try_current()
-            .unwrap_or_else(|| panic!("baton: Handle::current() {}", current::OUTSIDE))
+        match Handle::try_current() {
+            Some(handle) => handle,
+            None => panic!("baton: Handle::current() {}", current::OUTSIDE),
+        }
     }
 
     /// The handle of the runtime the caller runs in, if any.
@@ -100,6 +102,10 @@ impl Handle {
         metrics
     }
 }
+
+// As for `Runtime` (see there).
+impl std::panic::UnwindSafe for Handle {}
+impl std::panic::RefUnwindSafe for Handle {}
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

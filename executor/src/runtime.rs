@@ -263,6 +263,14 @@ impl Runtime {
     }
 }
 
+// A panic never leaves a runtime half-updated where a later call could see
+// it: a task's panic is caught in the task (its JoinHandle reports it), and
+// every lock and counter is released or settled on unwind. So
+// `catch_unwind(|| rt.block_on(..))` needs no `AssertUnwindSafe`, as with
+// tokio's `Runtime`.
+impl std::panic::UnwindSafe for Runtime {}
+impl std::panic::RefUnwindSafe for Runtime {}
+
 impl Default for Runtime {
     fn default() -> Self {
         Runtime::new()

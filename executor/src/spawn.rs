@@ -48,10 +48,16 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    current::with_shared(|shared| match shared {
-        Some(shared) => shared.spawn(future, ContextCell::copy_current()),
+    // The panic is raised here, not in the closure, so that it reports the
+    // caller's location (`#[track_caller]` does not reach into closures).
+    let mut future = Some(future);
+    let spawned = current::with_shared(|shared| {
+        shared.map(|shared| shared.spawn(future.take().expect("once"), ContextCell::copy_current()))
+    });
+    match spawned {
+        Some(handle) => handle,
         None => panic!("baton: spawn {}", current::OUTSIDE),
-    })
+    }
 }
 
 /// Spawns `future` to run in `context` itself, not a copy: what the task
@@ -88,8 +94,15 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    current::with_shared(|shared| match shared {
-        Some(shared) => shared.spawn(future, context),
+    let mut work = Some((future, context));
+    let spawned = current::with_shared(|shared| {
+        shared.map(|shared| {
+            let (future, context) = work.take().expect("once");
+            shared.spawn(future, context)
+        })
+    });
+    match spawned {
+        Some(handle) => handle,
         None => panic!("baton: spawn_with_context {}", current::OUTSIDE),
-    })
+    }
 }

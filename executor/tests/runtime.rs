@@ -306,3 +306,14 @@ fn a_task_left_behind_a_blocked_worker_is_rescued() {
         assert!(ran, "round {round}: the stranded task was never run");
     }
 }
+
+#[test]
+fn a_runtime_needs_no_assert_unwind_safe() {
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>(_: &T) {}
+    let rt = Runtime::new();
+    unwind_safe(&rt);
+    unwind_safe(&rt.handle());
+    let caught = catch_unwind(|| rt.block_on(async { panic!("inside block_on") }));
+    assert!(caught.is_err());
+    assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+}
