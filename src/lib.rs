@@ -215,6 +215,7 @@
 //! | `api_gateway` | request-id middleware and an authentication context, read deep in the call chain; the `threading.local` bug it replaces |
 //! | `rayon_offload` | `run_blocking` carries the context to rayon; a bare `rayon::spawn` sees nothing (the `run_in_executor` pitfall) |
 //! | `logging` | every `tracing` and `log` line carries its task's trace id ([`tracing::ContextFields`], [`log::ContextLogger`]) |
+//! | `macros` | `#[baton::main]`: `async fn main` on a runtime of its own; requests in their own tasks and contexts |
 //!
 //! # Features
 //!
