@@ -63,7 +63,7 @@
 //! | `copy_context()` | [`copy_context()`]: O(1) |
 //! | `ctx.run(f, *args)` | [`ctx.run(\|\| f(args))`](Context::run); [`try_run`](Context::try_run) returns the error instead of panicking |
 //! | `ctx[var]`, `var in ctx`, `len(ctx)`, `iter(ctx)` | [`ctx.get(&VAR)`](Context::get), [`ctx.contains(&VAR)`](Context::contains), [`ctx.len()`](Context::len), [`ctx.iter()`](Context::iter) |
-//! | `asyncio.run(main())` | [`Runtime::new().block_on(main())`](Runtime::block_on) (in a copy of the caller's context) |
+//! | `asyncio.run(main())` | [`Runtime::new().block_on(main())`](Runtime::block_on) (in a copy of the caller's context), or [`#[baton::main]`](macro@main) on `async fn main` |
 //! | `asyncio.create_task(coro)` | [`spawn(fut)`](spawn) → [`JoinHandle`] (a copy of the current context, taken now) |
 //! | `asyncio.create_task(coro, context=ctx)` | [`spawn_with_context(ctx, fut)`](spawn_with_context) (`ctx` itself: writes land in it) |
 //! | `asyncio.gather(a(), b())` | spawn both and await the handles, or a [`TaskGroup`] |
@@ -215,20 +215,22 @@
 //! | `api_gateway` | request-id middleware and an authentication context, read deep in the call chain; the `threading.local` bug it replaces |
 //! | `rayon_offload` | `run_blocking` carries the context to rayon; a bare `rayon::spawn` sees nothing (the `run_in_executor` pitfall) |
 //! | `logging` | every `tracing` and `log` line carries its task's trace id ([`tracing::ContextFields`], [`log::ContextLogger`]) |
+//! | `macros` | `#[baton::main]`: `async fn main` on a runtime of its own; requests in their own tasks and contexts |
 //!
 //! # Features
 //!
 //! | feature | default | adds |
 //! |---|---|---|
+//! | `macros` | yes | `#[baton::main]` and `#[baton::test]`: an `async fn` run on a runtime of its own (each test its own) |
 //! | `rayon` | yes | [`bridge`]: offload and fork-join on rayon inside a copy of the context |
 //! | `tracing` | yes | [`tracing`]: a `tracing-subscriber` event formatter that appends chosen `ContextVar`s to every event |
 //! | `log` | yes | [`log`]: a `log::Log` adapter that appends chosen `ContextVar`s to every record |
 //!
 //! # Crates
 //!
-//! This crate re-exports `baton-context` (variables and contexts) and
-//! `baton-executor` (the runtime) at its root, and `baton-bridge` as
-//! [`bridge`]. The layers point one way: the executor and the bridge depend
+//! This crate re-exports `baton-context` (variables and contexts),
+//! `baton-executor` (the runtime) and `baton-macros` (`main`, `test`) at its
+//! root, and `baton-bridge` as [`bridge`]. The layers point one way: the executor and the bridge depend
 //! on the context crate, not on each other, so the bridge works under any
 //! executor.
 
@@ -244,6 +246,32 @@ pub use baton_executor::{
     Builder, Elapsed, Handle, JoinError, JoinHandle, Metrics, Runtime, Sleep, TaskGroup, Timeout,
     YieldNow, sleep, sleep_until, spawn, spawn_blocking, spawn_with_context, timeout, yield_now,
 };
+
+// `#[baton::main]`, `#[baton::test]` (baton-macros).
+#[cfg(feature = "macros")]
+pub use baton_macros::{main, test};
+
+/// Not public API: what `#[baton::main]` and `#[baton::test]` expand to.
+/// The macros name nothing else of this crate.
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+
+    /// Builds a runtime (`worker_threads` of them, or one per CPU), blocks
+    /// on `future` and drops the runtime.
+    #[track_caller]
+    pub fn block_on<F: Future>(worker_threads: Option<usize>, future: F) -> F::Output {
+        let mut builder = crate::Builder::new();
+        if let Some(n) = worker_threads {
+            builder = builder.worker_threads(n);
+        }
+        builder
+            .build()
+            .expect("baton: failed to start the runtime's worker threads")
+            .block_on(future)
+    }
+}
 
 #[cfg(feature = "net")]
 pub mod net {

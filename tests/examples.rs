@@ -188,6 +188,29 @@ fn rayon_offload_carries_the_context_and_a_bare_spawn_does_not() {
     );
 }
 
+#[cfg(feature = "macros")]
+#[allow(dead_code)]
+#[path = "../examples/macros.rs"]
+mod macros;
+
+/// The example's program, on a runtime that `#[baton::test]` starts as the
+/// example's `#[baton::main]` does.
+#[cfg(feature = "macros")]
+#[baton::test(worker_threads = 2)]
+async fn macros_main_runs_requests_in_their_own_contexts() {
+    let mut out = Vec::new();
+    macros::run(&mut out).await.unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap().lines().collect::<Vec<_>>(),
+        [
+            "req-1: handled as req-1",
+            "req-2: handled as req-2",
+            "main sees: none",
+            "workers: 2",
+        ]
+    );
+}
+
 #[cfg(feature = "net")]
 #[allow(dead_code)]
 #[path = "../examples/echo_server.rs"]

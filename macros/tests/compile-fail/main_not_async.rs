@@ -1,0 +1,2 @@
+#[baton::main]
+fn main() {} //~ ERROR #[baton::main] needs an `async fn`

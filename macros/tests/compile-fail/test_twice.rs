@@ -1,0 +1,5 @@
+#[baton::test]
+#[test] //~ ERROR #[baton::test] adds `#[test]` itself
+async fn twice() {}
+
+fn main() {}
