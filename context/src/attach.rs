@@ -10,6 +10,7 @@ use crate::cell::Claim;
 use crate::context::Context;
 use crate::current;
 use crate::error::ContextError;
+use crate::hook;
 
 pin_project! {
     /// A future wrapped by [`Context::attach`]: each poll, and the drop of the
@@ -120,7 +121,11 @@ impl Context {
         // cell is exclusive when so claimed: `&mut self` keeps this, the
         // only handle, from being cloned or lent meanwhile, and the count
         // was read with Acquire.
-        let _entered = unsafe { current::enter(self.cell_ptr(), claim) }?;
+        let entered = unsafe { current::enter(self.cell_ptr(), claim) }?;
+        if hook::any() {
+            return Ok(current::run_mirrored(entered, f));
+        }
+        let _entered = entered;
         Ok(f())
     }
 

@@ -233,6 +233,12 @@ impl CellPtr {
         CellPtr(cell)
     }
 
+    /// The address, as a key (mirror hooks: `hook.rs`).
+    #[inline]
+    pub(crate) fn addr(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     /// Whether this addresses `cell`.
     #[inline]
     pub(crate) fn is(self, cell: *const ContextCell) -> bool {

@@ -8,8 +8,10 @@ use crate::cell::{CellPtr, Claim, ContextCell, SharedCell};
 use crate::current;
 use crate::error::ContextError;
 use crate::handle::Handle;
+use crate::hook;
 use crate::lease::Bindings;
 use crate::map::{Map, Value, downcast};
+use crate::mirror;
 use crate::var::ContextVar;
 
 /// A mapping of [`ContextVar`]s to values, that code can run inside.
@@ -49,9 +51,13 @@ impl ContextCell {
 
     /// A copy of the calling thread's current context, in O(1) and without
     /// allocating: [`copy_context`] for embedding.
-    #[inline]
+    #[inline(always)]
     pub fn copy_current() -> ContextCell {
-        ContextCell::from_map(current::with_map(Map::clone))
+        let copy = ContextCell::from_map(current::with_map(Map::clone));
+        if mirror::capturing() {
+            return mirror::captured_cell(copy);
+        }
+        copy
     }
 
     /// Runs `f` inside this context; see [`Context::run`].
@@ -76,7 +82,11 @@ impl ContextCell {
     pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
         // SAFETY: `self` is borrowed for as long as the guard lives, and an
         // unshared cell is never cast to a `SharedCell`.
-        let _entered = unsafe { current::enter(CellPtr::unshared(self), Claim::Contended) }?;
+        let entered = unsafe { current::enter(CellPtr::unshared(self), Claim::Contended) }?;
+        if hook::any() {
+            return Ok(current::run_mirrored(entered, f));
+        }
+        let _entered = entered;
         Ok(f())
     }
 
@@ -218,7 +228,11 @@ impl Context {
     pub fn try_run<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
         // SAFETY: `self` (and so the cell) outlives the guard, and the
         // pointer addresses the whole `SharedCell`.
-        let _entered = unsafe { current::enter(self.cell_ptr(), Claim::Contended) }?;
+        let entered = unsafe { current::enter(self.cell_ptr(), Claim::Contended) }?;
+        if hook::any() {
+            return Ok(current::run_mirrored(entered, f));
+        }
+        let _entered = entered;
         Ok(f())
     }
 
@@ -342,7 +356,11 @@ impl ExactSizeIterator for Iter {}
 /// On its own thread, a copy costs no atomic operation: the bindings are lent
 /// by the thread rather than counted, until the thread changes them or
 /// leaves its context (see the crate's `lease.rs`).
-#[inline]
+#[inline(always)]
 pub fn copy_context() -> Context {
-    Context::from_bindings(current::lend())
+    let copy = Context::from_bindings(current::lend());
+    if mirror::capturing() {
+        return mirror::captured(copy);
+    }
+    copy
 }

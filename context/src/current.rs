@@ -47,6 +47,7 @@ use std::ptr::NonNull;
 
 use crate::cell::{CellPtr, Claim, ContextCell};
 use crate::error::ContextError;
+use crate::hook;
 use crate::id;
 use crate::lease::{self, Bindings, Ledger};
 use crate::map::Map;
@@ -560,6 +561,37 @@ pub(crate) unsafe fn enter(inner: CellPtr, claim: Claim) -> Result<Entered, Cont
     // SAFETY: alive, and exclusive if so claimed (caller's contract).
     let id = unsafe { inner.try_enter(claim)? };
     Ok(current.switch_to(inner, id))
+}
+
+/// Runs `f` in the context `entered` has just entered, with the mirror
+/// hooks (`hook.rs`) around it — the callers of [`enter`] come here, out of
+/// line, only when hooks are installed, so the usual path stays as it was:
+///
+/// 1. The hooks mirror the context's values in (user code, inside it).
+/// 2. `f` runs.
+/// 3. The hooks that mirrored a value take it out, still inside, even if
+///    a hook or `f` panicked.
+/// 4. The context is left (`entered` dropped).
+/// 5. A panic is resumed: `f`'s or an enter hook's first; an exit hook's
+///    only if nothing else panicked (it is dropped otherwise, the panic hook
+///    having printed it).
+#[cold]
+#[inline(never)]
+pub(crate) fn run_mirrored<R>(entered: Entered, f: impl FnOnce() -> R) -> R {
+    let key = entered.inner.addr();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        hook::enter_all(key);
+        f()
+    }));
+    let (exit_panic, _) = hook::leave(key);
+    drop(entered);
+    match result {
+        Ok(r) => {
+            hook::resume(exit_panic);
+            r
+        }
+        Err(panic) => resume_unwind(panic),
+    }
 }
 
 /// This thread's slot, for `enter` and `Entered::drop`.

@@ -60,11 +60,14 @@
 //! | `Clone` in [`Context::get`], `with`'s closure | the caller's context, outside any borrow | propagates | works |
 //! | `with_default_fn`'s function | the caller's context | propagates | works |
 //! | an [`Attached`] future's poll and drop | the attached context | propagates; the context is given up | works |
+//! | a [`Mirror`]'s `enter` (any entry, when mirrors are installed) | the context entered, before the run | propagates from `run`; the run never starts; the hooks entered before it exit; the context is left | works; hooks do not nest (no hook runs for contexts a hook enters) |
+//! | a [`Mirror`]'s `exit` | the context being left, after the run | resumed from `run` after the context is left (dropped if the run is unwinding) | works, as above |
+//! | a [`Mirror`]'s `capture` (a copy being made) | the new copy, entered for it, hooks suspended | propagates from the copy; the copy is dropped | works, as above |
 //!
 //! Nothing user code does at any of these points leaves the thread's
 //! current-context slot half switched or a context claimed without the
 //! guard that gives it back. `tests/soundness.rs` has a panicking and a
-//! re-entrant test for each point (and the executor's and the bridge's
+//! re-entrant test for each point (`tests/mirror.rs` for the hooks) (and the executor's and the bridge's
 //! `tests/soundness.rs` for tasks, blocking jobs and fork-join closures).
 //!
 //! # How it is built
@@ -87,9 +90,14 @@
 //! 4. **The thread** — `current.rs`: each thread's current context, entering
 //!    and leaving, the exit cleanup.
 //! 5. **The API** — `context.rs`, `var.rs`, `token.rs`, `attach.rs`,
-//!    `error.rs`.
+//!    `error.rs`; `mirror.rs`: [`Mirror`], values mirrored into third-party
+//!    thread-locals (`span.rs`: `tracing`'s current span, feature
+//!    `tracing`).
 //!
-//! `id.rs` hands out unique identities. Every primitive comes from the
+//! `hook.rs` (a leaf, below the thread layer) keeps the installed mirrors,
+//! type-erased, and runs them around a run (`current::run_mirrored`, taken
+//! out of line only when a mirror is installed). `id.rs` hands out unique
+//! identities. Every primitive comes from the
 //! `baton-sync` facade: under `--cfg baton_loom`, the atomics, the cells and
 //! the thread-locals come from loom, so the models in `loom-tests/` check
 //! this code itself. Two things deliberately stay on `std` under loom,
@@ -105,9 +113,13 @@ mod context;
 mod current;
 mod error;
 mod handle;
+mod hook;
 mod id;
 mod lease;
 mod map;
+mod mirror;
+#[cfg(feature = "tracing")]
+mod span;
 mod state;
 mod token;
 mod var;
@@ -116,5 +128,6 @@ pub use attach::Attached;
 pub use cell::ContextCell;
 pub use context::{Context, Iter, copy_context};
 pub use error::ContextError;
+pub use mirror::{Mirror, install_mirror};
 pub use token::Token;
 pub use var::ContextVar;

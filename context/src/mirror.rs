@@ -1,0 +1,177 @@
+//! Mirrors: a [`ContextVar`] whose value is copied into a third-party
+//! thread-local while its context is entered — how a tracing span, or an
+//! OpenTelemetry context, follows the work into tasks, blocking closures and
+//! rayon jobs with no special case for any of them.
+//!
+//! A [`Mirror`] names a variable and three operations:
+//!
+//! * **capture**, when a copy of the current context is made
+//!   ([`copy_context`](crate::copy_context), [`ContextCell::copy_current`]:
+//!   what `spawn`, `spawn_blocking`, `run_blocking` and the bridge's
+//!   closures do): the third-party value current in the caller (e.g.
+//!   `Span::current()`) is stored into the copy;
+//! * **enter**, each time a context holding a value is entered (a task's
+//!   poll, a closure's run, `Context::run`): the value is put into the
+//!   third-party thread-local (e.g. the span is entered);
+//! * **exit**, when that context is left: taken out again.
+//!
+//! They are user code running inside the context being entered, left or
+//! made (the "Where user code runs" table of the crate docs): a hook that
+//! panics unwinds like the code it surrounds, after the context has been
+//! left (or, if the thread is unwinding already, is dropped); hooks do not
+//! nest — while one runs, contexts it enters run no hooks.
+//!
+//! With no mirror installed, entering costs one load more; with the
+//! `tracing` feature, the span mirror installs itself the first time a copy
+//! is made while a span is current.
+
+use crate::cell::ContextCell;
+use crate::context::Context;
+use crate::hook::{self, Hook};
+use crate::var::ContextVar;
+
+/// A third-party thread-local that follows the context (see the module
+/// docs).
+///
+/// ```
+/// use std::cell::Cell;
+/// use baton_context::{ContextVar, Mirror, copy_context, install_mirror};
+///
+/// thread_local! { static LEGACY_ID: Cell<u32> = const { Cell::new(0) }; }
+/// static ID: ContextVar<u32> = ContextVar::new("legacy_id");
+///
+/// struct LegacyId;
+/// impl Mirror for LegacyId {
+///     type Value = u32;
+///     fn var(&self) -> &'static ContextVar<u32> { &ID }
+///     fn capture(&self) -> Option<u32> {
+///         Some(LEGACY_ID.with(Cell::get)).filter(|id| *id != 0)
+///     }
+///     fn enter(&self, id: &u32) { LEGACY_ID.with(|c| c.set(*id)) }
+///     fn exit(&self, _: &u32) { LEGACY_ID.with(|c| c.set(0)) }
+/// }
+/// static MIRROR: LegacyId = LegacyId;
+/// install_mirror(&MIRROR);
+///
+/// LEGACY_ID.with(|c| c.set(7)); // set by code that knows no contexts
+/// let ctx = copy_context(); // captures 7
+/// LEGACY_ID.with(|c| c.set(0));
+/// std::thread::spawn(move || {
+///     ctx.run(|| assert_eq!(LEGACY_ID.with(Cell::get), 7)); // entered
+///     assert_eq!(LEGACY_ID.with(Cell::get), 0); // taken out again
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub trait Mirror: Send + Sync + 'static {
+    /// What the variable holds.
+    type Value: Clone + Send + Sync + 'static;
+
+    /// The variable that carries the value in contexts (one per mirror, set
+    /// only by the mirror).
+    fn var(&self) -> &'static ContextVar<Self::Value>;
+
+    /// The third-party value current now, to store in a copy of the
+    /// context being made; `None` leaves the copy's value as inherited.
+    fn capture(&self) -> Option<Self::Value>;
+
+    /// Puts `value` into the third-party thread-local: a context holding it
+    /// was entered on this thread.
+    fn enter(&self, value: &Self::Value);
+
+    /// Takes `value` out again: its context is being left. Calls nest: the
+    /// exit matches the latest enter not yet exited on this thread.
+    fn exit(&self, value: &Self::Value);
+}
+
+/// Installs `mirror` for the rest of the process (at most 8, counting the
+/// built-in ones).
+///
+/// # Panics
+///
+/// When 8 mirrors are installed already.
+pub fn install_mirror<M: Mirror>(mirror: &'static M) {
+    hook::install(Box::leak(Box::new(Adapter(mirror))));
+}
+
+/// A [`Mirror`] behind the type-erased [`Hook`].
+struct Adapter<M: 'static>(&'static M);
+
+impl<M: Mirror> Hook for Adapter<M> {
+    fn enter(&self) -> bool {
+        self.0.var().with(|value| match value {
+            Some(value) => {
+                self.0.enter(value);
+                true
+            }
+            None => false,
+        })
+    }
+
+    fn exit(&self) {
+        self.0.var().with(|value| {
+            if let Some(value) = value {
+                self.0.exit(value);
+            }
+        })
+    }
+
+    fn capture(&self) {
+        if let Some(value) = self.0.capture() {
+            // Set in the copy, which the caller has entered; the token is
+            // not needed: the copy is new.
+            let _ = self.0.var().set(value);
+        }
+    }
+}
+
+/// Whether a copy being made must capture (cheap: one or two loads).
+#[inline(always)]
+pub(crate) fn capturing() -> bool {
+    hook::any() || builtin_may_capture()
+}
+
+#[inline(always)]
+fn builtin_may_capture() -> bool {
+    #[cfg(feature = "tracing")]
+    {
+        crate::span::may_capture()
+    }
+    #[cfg(not(feature = "tracing"))]
+    {
+        false
+    }
+}
+
+/// Stores every mirror's capture into `copy` (entered for it, with hooks
+/// suspended, so the caller's third-party state is what is read). By value
+/// and out of line, so that the copy's fast path stays inlined.
+#[cold]
+#[inline(never)]
+pub(crate) fn captured_cell(copy: ContextCell) -> ContextCell {
+    hook::suspended(|| copy.run(capture_all));
+    copy
+}
+
+/// [`captured_cell`] for a shared [`Context`].
+#[cold]
+#[inline(never)]
+pub(crate) fn captured(copy: Context) -> Context {
+    hook::suspended(|| copy.run(capture_all));
+    copy
+}
+
+fn capture_all() {
+    #[cfg(feature = "tracing")]
+    let installed_now = {
+        let before = hook::any();
+        crate::span::capture();
+        !before && hook::any()
+    };
+    #[cfg(not(feature = "tracing"))]
+    let installed_now = false;
+    // The span mirror installed itself just now and captured already.
+    if !installed_now {
+        hook::capture_all();
+    }
+}

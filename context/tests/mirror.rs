@@ -1,0 +1,161 @@
+//! Mirrors: a third-party thread-local that follows the context; hooks are
+//! user code, so a panicking and a re-entrant hook are tested like every
+//! other point where user code runs.
+
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+use baton_context::{Context, ContextVar, Mirror, copy_context, install_mirror};
+
+thread_local! {
+    /// The "third-party" thread-local: a stack of the values mirrored in.
+    static LEGACY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// What a code that knows no contexts would call "current".
+    static LEGACY_CURRENT: Cell<u32> = const { Cell::new(0) };
+}
+
+static ID: ContextVar<u32> = ContextVar::new("legacy_id");
+static OTHER: ContextVar<&str> = ContextVar::new("other");
+
+/// Values that make the hooks misbehave.
+const PANIC_ON_ENTER: u32 = 1001;
+const PANIC_ON_EXIT: u32 = 1002;
+const REENTER: u32 = 1003;
+
+struct Legacy;
+
+impl Mirror for Legacy {
+    type Value = u32;
+    fn var(&self) -> &'static ContextVar<u32> {
+        &ID
+    }
+    fn capture(&self) -> Option<u32> {
+        Some(LEGACY_CURRENT.with(Cell::get)).filter(|id| *id != 0)
+    }
+    fn enter(&self, id: &u32) {
+        match *id {
+            PANIC_ON_ENTER => panic!("enter hook panics"),
+            REENTER => {
+                // Runs code in another context from inside a hook: no hook
+                // runs for it (hooks do not nest), and it works.
+                let other = Context::new();
+                let _ = other.run(|| OTHER.set("from a hook"));
+                assert_eq!(other.get(&OTHER), Some("from a hook"));
+            }
+            _ => {}
+        }
+        LEGACY.with(|l| l.borrow_mut().push(*id));
+    }
+    fn exit(&self, id: &u32) {
+        let top = LEGACY.with(|l| l.borrow_mut().pop());
+        assert_eq!(top, Some(*id), "exits nest");
+        if *id == PANIC_ON_EXIT {
+            panic!("exit hook panics");
+        }
+    }
+}
+
+static LEGACY_MIRROR: Legacy = Legacy;
+
+fn install() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| install_mirror(&LEGACY_MIRROR));
+}
+
+fn mirrored() -> Vec<u32> {
+    LEGACY.with(|l| l.borrow().clone())
+}
+
+/// A context holding `id` (as a capture would make it).
+fn context_with(id: u32) -> Context {
+    let ctx = Context::new();
+    ctx.run(|| {
+        let _ = ID.set(id);
+    });
+    ctx
+}
+
+/// After every test: nothing mirrored, the thread in its own context.
+fn assert_clean() {
+    assert_eq!(mirrored(), Vec::<u32>::new(), "a value stayed mirrored");
+    assert_eq!(ID.get(), None, "the thread's own context changed");
+}
+
+#[test]
+fn a_copy_captures_and_each_entry_mirrors_in_and_out() {
+    install();
+    LEGACY_CURRENT.with(|c| c.set(7));
+    let ctx = copy_context();
+    LEGACY_CURRENT.with(|c| c.set(0));
+    assert_eq!(ctx.get(&ID), Some(7), "captured into the copy");
+    assert_eq!(ID.get(), None, "not into the caller's context");
+    std::thread::spawn(move || {
+        ctx.run(|| {
+            assert_eq!(mirrored(), [7]);
+            // Nested: a copy made inside inherits 7; entering it mirrors
+            // again, leaving restores the outer value.
+            let inner = copy_context();
+            inner.run(|| assert_eq!(mirrored(), [7, 7]));
+            assert_eq!(mirrored(), [7]);
+        });
+        assert_clean();
+    })
+    .join()
+    .unwrap();
+    assert_clean();
+}
+
+#[test]
+fn a_context_without_the_value_mirrors_nothing() {
+    install();
+    Context::new().run(|| assert_eq!(mirrored(), Vec::<u32>::new()));
+    assert_clean();
+}
+
+#[test]
+fn a_panicking_enter_hook_leaves_the_context_and_the_run_never_starts() {
+    install();
+    let ctx = context_with(PANIC_ON_ENTER);
+    let ran = Cell::new(false);
+    let caught = catch_unwind(AssertUnwindSafe(|| ctx.run(|| ran.set(true))));
+    assert!(caught.is_err());
+    assert!(!ran.get());
+    assert_clean();
+    // The context is not left claimed: entering it again reaches the hook
+    // again (an "already entered" error would mean it was).
+    let again = catch_unwind(AssertUnwindSafe(|| ctx.run(|| ())));
+    let message = again.unwrap_err();
+    assert_eq!(message.downcast_ref::<&str>(), Some(&"enter hook panics"));
+    assert_clean();
+}
+
+#[test]
+fn a_panicking_exit_hook_panics_after_the_context_was_left() {
+    install();
+    let ctx = context_with(PANIC_ON_EXIT);
+    let caught = catch_unwind(AssertUnwindSafe(|| ctx.run(|| ID.get())));
+    assert!(caught.is_err());
+    assert_clean();
+    // Not claimed: runs again (and panics again, the same way).
+    assert!(catch_unwind(AssertUnwindSafe(|| ctx.run(|| ()))).is_err());
+    assert_clean();
+}
+
+#[test]
+fn an_exit_hook_panicking_while_the_run_unwinds_is_dropped() {
+    install();
+    let ctx = context_with(PANIC_ON_EXIT);
+    let caught = catch_unwind(AssertUnwindSafe(|| ctx.run(|| panic!("the run's own"))));
+    let message = caught.unwrap_err();
+    assert_eq!(message.downcast_ref::<&str>(), Some(&"the run's own"));
+    assert_clean();
+}
+
+#[test]
+fn a_re_entrant_hook_runs_without_recursing() {
+    install();
+    let ctx = context_with(REENTER);
+    ctx.run(|| assert_eq!(mirrored(), [REENTER]));
+    assert_clean();
+}
