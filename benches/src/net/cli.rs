@@ -5,6 +5,7 @@
 //! ```text
 //! netbench run [--systems tokio,smol] [--workloads echo,http,idle] [--duration 3] [--rounds 1]
 //! netbench timers [--ops 100000] [--rounds 10]
+//! netbench resolution [--samples 500] [--loads idle,busy]
 //! netbench idle-cpu [--seconds 10]
 //! netbench server --system tokio --workload echo --addr 127.0.0.1:0
 //! netbench client --workload echo --addr 127.0.0.1:PORT --connections 64 --duration 3
@@ -19,6 +20,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::client::{self, ClientConfig};
 use super::markdown;
+use super::resolution::{self, Load, ResolutionConfig};
 use super::run::{self, Exe, RunConfig};
 use super::server::{self, ServerConfig};
 use super::timers::{self, TimerConfig};
@@ -28,7 +30,8 @@ use super::{System, Workload};
 pub const CHILD_ARG: &str = "__netbench";
 
 /// Network benchmarks: baton vs tokio vs smol on loopback (server and load
-/// generator in separate processes), timer create + cancel, idle CPU.
+/// generator in separate processes), timer create + cancel, timer
+/// resolution, idle CPU.
 #[derive(Parser, Debug)]
 #[command(name = "netbench")]
 pub struct Cli {
@@ -46,6 +49,9 @@ pub enum Cmd {
     /// Timer create + poll once + drop, from 1 task and from one per worker
     /// (in-process).
     Timers(TimerArgs),
+    /// How long a 1 ms sleep takes (p50 / p99 / max), with the workers idle
+    /// and with every worker busy (in-process).
+    Resolution(ResolutionArgs),
     /// CPU used by an idle server (listener open, no connection).
     IdleCpu(IdleCpuArgs),
     /// Be a server (stdout: the address, then a JSON line per `mark` on stdin).
@@ -140,6 +146,27 @@ pub struct TimerArgs {
     pub ops: u64,
     /// Rounds.
     #[arg(long, default_value_t = 10)]
+    pub rounds: usize,
+}
+
+/// `netbench resolution`.
+#[derive(Args, Debug)]
+pub struct ResolutionArgs {
+    /// Systems (comma-separated; default: baton, tokio, smol).
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Vec<System>,
+    /// Loads (comma-separated): idle (the sleeper alone), busy (plus one
+    /// task per worker yielding in a loop).
+    #[arg(long, value_delimiter = ',')]
+    pub loads: Vec<Load>,
+    /// Worker threads of every runtime (and background tasks of busy).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Sleeps counted per system and load.
+    #[arg(long, default_value_t = 500)]
+    pub samples: usize,
+    /// Rounds the samples are split into (systems interleaved in each).
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
 }
 
@@ -252,6 +279,26 @@ pub fn main_with(args: impl IntoIterator<Item = OsString>, exe: Exe) -> ExitCode
             };
             let results = timers::run(&cfg);
             println!("{}", markdown::timers_table(&results, cfg.workers));
+            Ok(())
+        }
+        Cmd::Resolution(a) => {
+            let cfg = ResolutionConfig {
+                systems: if a.systems.is_empty() {
+                    System::ALL.to_vec()
+                } else {
+                    a.systems
+                },
+                loads: if a.loads.is_empty() {
+                    Load::ALL.to_vec()
+                } else {
+                    a.loads
+                },
+                workers: a.workers.max(1),
+                samples: a.samples.max(1),
+                rounds: a.rounds.max(1),
+            };
+            let results = resolution::run(&cfg);
+            println!("{}", markdown::resolution_table(&results, &cfg));
             Ok(())
         }
         Cmd::IdleCpu(a) => {

@@ -1,10 +1,12 @@
 //! The report's `io` group (`report --only io`): the network cells
-//! ([`super::run`]), timer create + cancel ([`super::timers`]) and idle CPU,
-//! as one BENCHMARKS.md section.
+//! ([`super::run`]), timer create + cancel ([`super::timers`]), timer
+//! resolution ([`super::resolution`]) and idle CPU, as one BENCHMARKS.md
+//! section.
 //!
 //! The time-based figures become the group's workloads (median, min – max
 //! over the rounds; baton first, so the report's ratios are baton ÷ peer):
-//! timer create + cancel from 1 task and from one task per worker, and —
+//! timer create + cancel from 1 task and from one task per worker, the p50
+//! of a 1 ms sleep (per round) with the workers idle and busy, and —
 //! when this build has baton's sockets (feature `baton-net`) — wall time per
 //! echo message / HTTP request (1 ÷ throughput; 64 connections in flight)
 //! and server CPU per message / request. Everything else (latency
@@ -13,7 +15,8 @@
 
 use std::time::Duration;
 
-use super::markdown::{idle_cpu_table, net_tables, timers_table};
+use super::markdown::{idle_cpu_table, net_tables, resolution_table, timers_table};
+use super::resolution::{self, Load, ResolutionConfig};
 use super::run::{self, Cell, Exe, RunConfig};
 use super::timers::{self, TimerConfig, TimerOp};
 use super::{System, Workload};
@@ -27,6 +30,8 @@ pub struct IoSettings {
     pub run: RunConfig,
     /// The timer benchmark.
     pub timers: TimerConfig,
+    /// The timer-resolution benchmark.
+    pub resolution: ResolutionConfig,
     /// The idle-CPU window per system.
     pub idle_cpu: Duration,
 }
@@ -53,9 +58,15 @@ impl IoSettings {
             rounds: if quick { 3 } else { 10 },
             ..TimerConfig::default()
         };
+        let resolution = ResolutionConfig {
+            workers: run.workers,
+            samples: if quick { 200 } else { 500 },
+            ..ResolutionConfig::default()
+        };
         IoSettings {
             run,
             timers,
+            resolution,
             idle_cpu: Duration::from_secs(if quick { 2 } else { 10 }),
         }
     }
@@ -109,6 +120,8 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
     }
     progress("timers");
     let timer_results = timers::run(&s.timers);
+    progress("timer resolution");
+    let resolution_results = resolution::run(&s.resolution);
     let idle = run::idle_cpu(exe, &cfg.systems, s.idle_cpu, cfg.workers, &mut progress);
 
     let mut rows = Vec::new();
@@ -135,6 +148,27 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
                     stats,
                 });
             }
+        }
+    }
+    for load in Load::ALL {
+        let stats: Vec<Stats> = System::ALL
+            .into_iter()
+            .filter_map(|sys| {
+                resolution_results
+                    .iter()
+                    .find(|r| r.system == sys && r.load == load)
+                    .map(|r| r.round_stats())
+            })
+            .collect();
+        if stats.first().is_some_and(|st| st.system == "baton") {
+            rows.push(Row {
+                name: format!(
+                    "{} ms sleep: p50, {} workers",
+                    resolution::PERIOD.as_millis(),
+                    load.name()
+                ),
+                stats,
+            });
         }
     }
     if cells.iter().any(|c| c.system == System::Baton) {
@@ -194,6 +228,7 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
 
     let mut extra = net_tables(&cells, cfg);
     extra.push_str(&timers_table(&timer_results, s.timers.workers));
+    extra.push_str(&resolution_table(&resolution_results, &s.resolution));
     extra.push_str(&idle_cpu_table(&idle, cfg.workers));
     let group = Group {
         id: "io".into(),
@@ -209,7 +244,12 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
              {d:.1} s measured per cell after {wu:.1} s of warm-up, {r} round(s), systems \
              interleaved; server CPU from `getrusage` across the measured window. Timers \
              (in-process): a timeout / sleep future with a one-hour deadline is created, polled \
-             once and dropped, from 1 task and from {tw} tasks at once (flat is the goal). With \
+             once and dropped, from 1 task and from {tw} tasks at once (flat is the goal). Timer \
+             resolution (in-process): one task sleeps {p} ms {rs} times in a row, each sample from \
+             just before the sleep is created to just after it completes; the rows are the median \
+             sample (p50) per round, median and min – max over {rr} rounds, with the workers idle \
+             and with one more task per worker yielding in a loop (busy); p99 and max are in its \
+             own table. With \
              baton's sockets, the table below also has the wall time per echo message / HTTP \
              request (1 ÷ throughput, {n} in flight) and the server's CPU per message / request. The \
              machine's other load shows in these figures: compare ratios within one run.",
@@ -222,6 +262,9 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
             wu = cfg.warmup.as_secs_f64(),
             r = cfg.rounds,
             tw = s.timers.workers,
+            p = resolution::PERIOD.as_millis(),
+            rs = s.resolution.samples,
+            rr = s.resolution.rounds,
         ),
         workloads: rows,
         extra,

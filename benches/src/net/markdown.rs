@@ -1,9 +1,11 @@
-//! Markdown tables of the network, timer and idle-CPU results (for
+//! Markdown tables of the network, timer, timer-resolution and idle-CPU
+//! results (for
 //! `netbench` and the report's `io` group). Figures over several rounds are
 //! medians; a `÷ tokio` column is the system's figure over tokio's.
 
 use std::fmt::Write as _;
 
+use super::resolution::{self, ResolutionConfig, ResolutionResult};
 use super::run::{Cell, IdleCpu, RunConfig};
 use super::timers::{TimerOp, TimerResult};
 use super::{System, Workload};
@@ -246,6 +248,86 @@ pub fn timers_table(results: &[TimerResult], workers: usize) -> String {
                 all.map_or(0, |r| r.apart),
             );
         }
+    }
+    let _ = writeln!(s);
+    s
+}
+
+fn ms(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3} ms")
+    } else {
+        "—".into()
+    }
+}
+
+/// The timer-resolution table: p50 / p99 / max of a 1 ms sleep per load
+/// and system, p50 ÷ tokio's p50 under the same load.
+pub fn resolution_table(results: &[ResolutionResult], cfg: &ResolutionConfig) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "**Timer resolution: a {} ms sleep** ({} workers; one task sleeps {} times in a row, {} round(s), \
+         systems interleaved; each sample from just before the sleep is created to just after it completes)\n",
+        resolution::PERIOD.as_secs_f64() * 1e3,
+        cfg.workers,
+        cfg.samples,
+        cfg.rounds,
+    );
+    let _ = writeln!(
+        s,
+        "| load | system | p50 | p99 | max | p50 ÷ tokio | p50 per round (min – max) | background yields/s | samples |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut cut = Vec::new();
+    for r in results {
+        let tokio = results
+            .iter()
+            .find(|t| t.system == System::Tokio && t.load == r.load)
+            .map_or(f64::NAN, ResolutionResult::p50_ms);
+        let rounds = r
+            .round_p50_ms
+            .iter()
+            .copied()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+                (lo.min(x), hi.max(x))
+            });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} – {} | {} | {} |",
+            r.load,
+            r.system,
+            ms(r.p50_ms()),
+            ms(r.p99_ms()),
+            ms(r.max_ms()),
+            vs(r.p50_ms(), tokio),
+            ms(rounds.0),
+            ms(rounds.1),
+            count(r.background_yields_per_s),
+            r.samples_ms.len(),
+        );
+        if r.load_cut_short > 0 {
+            cut.push(format!(
+                "{} under {} load: {} round(s)",
+                r.system, r.load, r.load_cut_short
+            ));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nidle: the sleeping task is alone; busy: one more task per worker runs the runtime's \
+         `yield_now` in a loop meanwhile (background yields/s: theirs together, showing the load ran). \
+         The first {} sleeps of each round are not counted. Percentiles are nearest-rank over every \
+         counted sample.",
+        resolution::WARMUP
+    );
+    if !cut.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n*The background load stopped at its time bound before the sleeper was done* ({}): \
+             the later samples of those rounds ran without it.",
+            cut.join("; ")
+        );
     }
     let _ = writeln!(s);
     s

@@ -1,5 +1,6 @@
 //! Network benchmarks: baton's I/O driver and sockets against tokio and smol
-//! on loopback, plus timer create + cancel and idle-runtime CPU.
+//! on loopback, plus timer create + cancel, timer resolution and
+//! idle-runtime CPU.
 //!
 //! Everything runs through the `netbench` binary (`src/bin/netbench.rs`):
 //! a *server* process per system (2 worker threads each by default), a
@@ -18,6 +19,8 @@
 //! * [`client`] — the load generator: echo ping-pong, HTTP/1.1 keep-alive
 //!   requests, or idle connections held open;
 //! * [`timers`] — timeout / sleep create, poll once, drop (in-process);
+//! * [`resolution`] — how long a 1 ms sleep takes: p50 / p99 / max, with the
+//!   workers idle and busy (in-process);
 //! * [`measure`] — `getrusage`, `/proc/self/status`, `RLIMIT_NOFILE`;
 //! * [`io_group`] — the report's `io` section.
 //!
@@ -34,6 +37,7 @@ pub mod hyper_io;
 pub mod io_group;
 pub mod markdown;
 pub mod measure;
+pub mod resolution;
 pub mod run;
 pub mod server;
 #[cfg(feature = "baton-net")]
