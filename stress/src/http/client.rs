@@ -194,7 +194,7 @@ impl Tally {
 
 fn histogram() -> Histogram<u64> {
     // 1 µs to 10 min, 3 significant digits.
-    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap())
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
 async fn run(cfg: ClientConfig) -> ClientReport {
