@@ -1,11 +1,12 @@
 //! Command-line flags.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
 
 use crate::faults::FaultRates;
-use crate::vars::Mode;
+use crate::http::faults::{DEFAULT_RATE, DEFAULT_SLOWLORIS_RATE, HttpFaultRates};
 
 /// How long the default run spawns requests.
 pub(crate) const DEFAULT_DURATION: Duration = Duration::from_secs(55);
@@ -50,12 +51,14 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<Duration>,
 
-    /// Where request-scoped values live: baton contexts, or a plain
-    /// thread-local (the baseline, which must report leaks).
-    #[arg(long, value_enum, default_value_t = Mode::Context)]
-    pub mode: Mode,
+    /// What is hunted: tasks on baton contexts (`context`) or over HTTP
+    /// (`http`), each with its baseline keeping the values in a plain
+    /// thread-local, which must report leaks.
+    #[arg(long, value_enum, default_value_t = RunMode::Context)]
+    pub mode: RunMode,
 
-    /// Inject every fault below at 1% of requests each (explicit rates win).
+    /// Inject every fault below at 1% of requests each (explicit rates win;
+    /// in the HTTP modes, slowloris at 0.2%).
     #[arg(long)]
     pub faults: bool,
 
@@ -74,6 +77,45 @@ pub(crate) struct Cli {
     /// Fraction of requests whose rayon closure panics.
     #[arg(long, value_name = "FRACTION")]
     pub rayon_panic_rate: Option<f64>,
+
+    /// HTTP modes: keep-alive connections of the client process.
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+
+    /// HTTP modes: tokio threads of the client process [default: half the
+    /// CPUs, at least 1].
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+
+    /// HTTP modes: fraction of requests that also open a connection, send
+    /// half a request's headers and close it.
+    #[arg(long, value_name = "FRACTION")]
+    pub vanish_request_rate: Option<f64>,
+
+    /// HTTP modes: fraction of requests that also open a connection, send a
+    /// whole request and close it without reading the response.
+    #[arg(long, value_name = "FRACTION")]
+    pub vanish_response_rate: Option<f64>,
+
+    /// HTTP modes: fraction of requests that also send a malformed request
+    /// on a connection of its own (it must be answered 400).
+    #[arg(long, value_name = "FRACTION")]
+    pub malformed_rate: Option<f64>,
+
+    /// HTTP modes: fraction of requests that also open a slowloris
+    /// connection (headers one byte per 100 ms; the server must close it).
+    #[arg(long, value_name = "FRACTION")]
+    pub slowloris_rate: Option<f64>,
+
+    /// HTTP modes: fraction of requests that also open a connection that
+    /// sends nothing (the server must close it). Not part of `--faults`:
+    /// `serve` does not close such connections yet (hyperium/hyper#3756).
+    #[arg(long, value_name = "FRACTION")]
+    pub silent_rate: Option<f64>,
+
+    /// Internal: run as the HTTP client process against this address.
+    #[arg(long, value_name = "ADDR", hide = true)]
+    pub http_client: Option<SocketAddr>,
 
     /// One offload in this many also sends a bare probe job to the pool
     /// (besides a probe to every pool thread each 20 ms).
@@ -118,6 +160,37 @@ impl Cli {
             rayon_panic: self.rayon_panic_rate.unwrap_or(default),
         }
     }
+
+    /// The HTTP modes' fault rates the flags ask for.
+    pub(crate) fn http_fault_rates(&self) -> HttpFaultRates {
+        let (default, slowloris) = if self.faults {
+            (DEFAULT_RATE, DEFAULT_SLOWLORIS_RATE)
+        } else {
+            (0.0, 0.0)
+        };
+        HttpFaultRates {
+            vanish_request: self.vanish_request_rate.unwrap_or(default),
+            vanish_response: self.vanish_response_rate.unwrap_or(default),
+            malformed: self.malformed_rate.unwrap_or(default),
+            slowloris: self.slowloris_rate.unwrap_or(slowloris),
+            silent: self.silent_rate.unwrap_or(0.0),
+        }
+    }
+}
+
+/// What `--mode` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RunMode {
+    /// Simulated requests as tasks, values in baton `ContextVar`s.
+    Context,
+    /// The same, values in plain thread-locals: must report leaks.
+    ThreadLocal,
+    /// A gateway on `baton::http::serve`, driven over loopback by a client
+    /// process with keep-alive connections and faults.
+    Http,
+    /// The same, the request id and user in plain thread-locals: must
+    /// report leaks.
+    HttpThreadLocal,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

@@ -15,6 +15,8 @@
 //! cargo run --release -p baton-stress                         # ~1 min, 100k in flight, >1M requests
 //! cargo run --release -p baton-stress -- --faults             # 1% panic/abort/timeout/rayon-panic each
 //! cargo run --release -p baton-stress -- --mode thread-local  # the baseline: must find leaks (exit 1)
+//! cargo run --release -p baton-stress -- --mode http --faults # over HTTP: baton::http::serve and a client process
+//! cargo run --release -p baton-stress -- --mode http-thread-local  # its baseline (exit 1)
 //! ```
 //!
 //! Exit status 0 means no leak, no lost task, no other failure, and the
@@ -26,7 +28,8 @@
 //! and `ops` (the simulated request), `vars` and `baseline` (context vs
 //! thread-local storage), `checks` (observations and counters), `faults`,
 //! `probe` (pool-thread checks), `sanity`, `memory`, `latency`, `report`,
-//! `rng`.
+//! `rng`; `http` (`--mode http`, `--mode http-thread-local` and the client
+//! process they start).
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +38,7 @@ mod checks;
 mod cli;
 mod driver;
 mod faults;
+mod http;
 mod latency;
 mod memory;
 mod ops;
@@ -55,14 +59,23 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checks::{Checker, Stats, Who};
-use crate::cli::Cli;
+use crate::cli::{Cli, RunMode};
 use crate::driver::Plan;
 use crate::report::Report;
 use crate::request::Shared;
-use crate::vars::Snapshot;
+use crate::vars::{Mode, Snapshot};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(addr) = cli.http_client {
+        return http::client_main(&cli, addr);
+    }
+    let mode = match cli.mode {
+        RunMode::Context => Mode::Context,
+        RunMode::ThreadLocal => Mode::ThreadLocal,
+        RunMode::Http => return http::run(&cli, Mode::Context),
+        RunMode::HttpThreadLocal => return http::run(&cli, Mode::ThreadLocal),
+    };
     let faults = cli.fault_rates();
     if let Err(e) = faults.validate() {
         eprintln!("baton-stress: {e}");
@@ -97,7 +110,7 @@ fn main() -> ExitCode {
     };
 
     let sh: &'static Shared = Box::leak(Box::new(Shared {
-        mode: cli.mode,
+        mode,
         seed: cli.seed,
         stats: Stats::new(cli.show.max(1)),
         probe_every: cli.probe_every,
@@ -154,7 +167,7 @@ fn main() -> ExitCode {
     let requests_lost = result.spawned.saturating_sub(result.outcomes.total());
     let peak_in_flight = stats.peak_live.load(Relaxed);
     let mut report = Report {
-        mode: cli.mode,
+        mode,
         seed: cli.seed,
         workers,
         rayon_threads,
