@@ -148,9 +148,9 @@ impl<S> Serve<S> {
 
     /// How long a client may take to send a request's headers (hyper's
     /// setting; default 30 s; `None` disables it). It guards against
-    /// slowloris clients, and, as hyper starts it when it starts waiting for
-    /// a request, it is also how long an idle keep-alive connection stays
-    /// open.
+    /// slowloris clients — including one that connects and sends nothing —
+    /// and, as hyper starts it when it starts waiting for a request, it is
+    /// also how long an idle keep-alive connection stays open.
     pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Serve<S> {
         self.config.header_read_timeout = timeout.into();
         self
@@ -301,6 +301,7 @@ impl<S> Serve<S> {
         let slots = Arc::new(async_lock::Semaphore::new(config.max_connections));
         let connections = Arc::new(Connections::default());
         let mut backoff = ACCEPT_BACKOFF_MIN;
+        let first_request = config.header_read_timeout;
         loop {
             // 1. A slot: while full, stop accepting (back-pressure).
             let slot = match select(pin!(slots.acquire_arc()), signal.as_mut()).await {
@@ -333,7 +334,7 @@ impl<S> Serve<S> {
             let (builder, service, connections) =
                 (builder.clone(), service.clone(), connections.clone());
             drop(baton_executor::spawn(async move {
-                serve_connection(&builder, stream, service, &connections).await;
+                serve_connection(&builder, stream, service, &connections, first_request).await;
                 drop((guard, slot));
             }));
         }
@@ -363,11 +364,19 @@ fn builder(config: &Config) -> auto::Builder<Executor> {
 
 /// One connection's task: serves it until it closes, or until shutdown
 /// begins (then gracefully).
+///
+/// Until its first request arrives, a connection also races
+/// `first_request` (the header-read timeout): hyper-util reads the first
+/// bytes, to tell HTTP/1 from HTTP/2, with no timer of its own, and hyper's
+/// header timer starts only after that, so a client that connects and sends
+/// nothing (or trickles the HTTP/2 preface) would otherwise hold a
+/// connection slot and a descriptor for ever (hyperium/hyper#3756).
 async fn serve_connection<S, B>(
     builder: &auto::Builder<Executor>,
     stream: TcpStream,
     service: S,
     connections: &Connections,
+    first_request: Option<Duration>,
 ) where
     S: tower_service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -378,15 +387,42 @@ async fn serve_connection<S, B>(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "baton::http: set_nodelay failed");
     }
-    let mut connection =
-        pin!(builder.serve_connection_with_upgrades(stream, RequestService { inner: service }));
-    let result = match select(connection.as_mut(), pin!(connections.shutdown_begun())).await {
+    let seen = Arc::new(AtomicBool::new(false));
+    let mut connection = pin!(builder.serve_connection_with_upgrades(
+        stream,
+        RequestService {
+            inner: service,
+            seen: seen.clone(),
+        }
+    ));
+    let mut shutdown = pin!(connections.shutdown_begun());
+    if let Some(timeout) = first_request {
+        let deadline = pin!(baton_executor::sleep(timeout));
+        let connection_or_shutdown = select(connection.as_mut(), shutdown.as_mut());
+        match select(connection_or_shutdown, deadline).await {
+            Either::Left((Either::Left((result, _)), _)) => return log_end(result),
+            Either::Left((Either::Right(_), _)) => {
+                connection.as_mut().graceful_shutdown();
+                return log_end(connection.await);
+            }
+            Either::Right(_) if !seen.load(Ordering::Relaxed) => {
+                tracing::debug!("baton::http: no request within the header timeout; closing");
+                return;
+            }
+            Either::Right(_) => {}
+        }
+    }
+    let result = match select(connection.as_mut(), shutdown).await {
         Either::Left((result, _)) => result,
         Either::Right(_) => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
     };
+    log_end(result);
+}
+
+fn log_end(result: Result<(), BoxError>) {
     if let Err(e) = result {
         tracing::debug!(error = %e, "baton::http: connection ended with an error");
     }
@@ -396,6 +432,8 @@ async fn serve_connection<S, B>(
 /// context, a panic turned into a 500.
 struct RequestService<S> {
     inner: S,
+    /// Set when the first request arrives (see `serve_connection`).
+    seen: Arc<AtomicBool>,
 }
 
 type ResponseBody<B> = EitherBody<B, Full<Bytes>>;
@@ -414,6 +452,7 @@ where
     >;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.seen.store(true, Ordering::Relaxed);
         let mut service = self.inner.clone();
         in_request_context(request, move |request| {
             let respond = async move {

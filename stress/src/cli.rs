@@ -173,7 +173,7 @@ impl Cli {
             vanish_response: self.vanish_response_rate.unwrap_or(default),
             malformed: self.malformed_rate.unwrap_or(default),
             slowloris: self.slowloris_rate.unwrap_or(slowloris),
-            silent: self.silent_rate.unwrap_or(0.0),
+            silent: self.silent_rate.unwrap_or(slowloris),
         }
     }
 }
