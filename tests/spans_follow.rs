@@ -79,15 +79,15 @@ fn the_span_current_at_creation_is_current_where_the_work_runs() {
     // Outside every span: spawned work has none either.
     rt.block_on(async { spawn(async { info!("no span") }).await.unwrap() });
 
-    let request_only = vec!["request".to_owned()];
+    let request_only = || vec!["request".to_owned()];
     assert_eq!(
         spans_of("in a spawned task"),
         [vec!["inner".to_owned(), "request".to_owned()]]
     );
-    assert_eq!(spans_of("in spawn_blocking"), [request_only.clone()]);
-    assert_eq!(spans_of("in run_blocking"), [request_only.clone()]);
-    assert_eq!(spans_of("in join a"), [request_only.clone()]);
-    assert_eq!(spans_of("in join b"), [request_only.clone()]);
-    assert_eq!(spans_of("in in_context"), vec![request_only; 4]);
+    assert_eq!(spans_of("in spawn_blocking"), [request_only()]);
+    assert_eq!(spans_of("in run_blocking"), [request_only()]);
+    assert_eq!(spans_of("in join a"), [request_only()]);
+    assert_eq!(spans_of("in join b"), [request_only()]);
+    assert_eq!(spans_of("in in_context"), vec![request_only(); 4]);
     assert_eq!(spans_of("no span"), [Vec::<String>::new()]);
 }
