@@ -291,3 +291,46 @@ fn api_gateway_serves_each_request_in_its_own_context() {
         );
     });
 }
+
+#[cfg(feature = "http")]
+#[allow(dead_code)]
+#[path = "../examples/axum_router.rs"]
+mod axum_router;
+
+/// The axum example's router, served by `baton::http::serve`: on one
+/// keep-alive connection, the second request never sees the first's user.
+#[cfg(feature = "http")]
+#[test]
+fn axum_router_gives_each_request_its_own_context() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+
+    baton::Runtime::new().block_on(async {
+        let listener = baton::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(baton::spawn(
+            baton::http::serve(listener, axum_router::app()).into_future(),
+        ));
+        let stream = baton::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(stream).await.unwrap();
+        drop(baton::spawn(async move {
+            let _ = connection.await;
+        }));
+        for (user, expected) in [
+            (Some("alice"), "hello, alice\n"),
+            (None, "hello, anonymous\n"),
+        ] {
+            sender.ready().await.unwrap();
+            let mut request = http::Request::get("/").header("host", "test");
+            if let Some(user) = user {
+                request = request.header("x-user", user);
+            }
+            let response = sender
+                .send_request(request.body(Empty::<Bytes>::new()).unwrap())
+                .await
+                .unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, expected.as_bytes());
+        }
+    });
+}
