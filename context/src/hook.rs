@@ -161,11 +161,15 @@ pub(crate) fn resume(panic: Option<Box<dyn std::any::Any + Send>>) {
     }
 }
 
-/// Calls every hook's `capture` (inside the copy being made, hooks
-/// suspended by the caller).
-pub(crate) fn capture_all() {
-    let n = COUNT.load(Ordering::Acquire);
-    for hook in HOOKS[..n].iter() {
+/// How many hooks are installed.
+pub(crate) fn count() -> usize {
+    COUNT.load(Ordering::Acquire)
+}
+
+/// Calls the `capture` of the first `n` hooks (inside the copy being made,
+/// hooks suspended by the caller).
+pub(crate) fn capture_first(n: usize) {
+    for hook in HOOKS[..n.min(MAX_HOOKS)].iter() {
         if let Some(hook) = hook.get() {
             hook.capture();
         }

@@ -92,7 +92,8 @@
 //! 5. **The API** — `context.rs`, `var.rs`, `token.rs`, `attach.rs`,
 //!    `error.rs`; `mirror.rs`: [`Mirror`], values mirrored into third-party
 //!    thread-locals (`span.rs`: `tracing`'s current span, feature
-//!    `tracing`).
+//!    `tracing`; `otel.rs`: OpenTelemetry's current context, feature
+//!    `opentelemetry`).
 //!
 //! `hook.rs` (a leaf, below the thread layer) keeps the installed mirrors,
 //! type-erased, and runs them around a run (`current::run_mirrored`, taken
@@ -118,6 +119,8 @@ mod id;
 mod lease;
 mod map;
 mod mirror;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 #[cfg(feature = "tracing")]
 mod span;
 mod state;

@@ -134,13 +134,14 @@ pub(crate) fn capturing() -> bool {
 #[inline(always)]
 fn builtin_may_capture() -> bool {
     #[cfg(feature = "tracing")]
-    {
-        crate::span::may_capture()
-    }
+    let span = crate::span::may_capture();
     #[cfg(not(feature = "tracing"))]
-    {
-        false
-    }
+    let span = false;
+    #[cfg(feature = "opentelemetry")]
+    let otel = crate::otel::may_capture();
+    #[cfg(not(feature = "opentelemetry"))]
+    let otel = false;
+    span || otel
 }
 
 /// Stores every mirror's capture into `copy` (entered for it, with hooks
@@ -162,16 +163,12 @@ pub(crate) fn captured(copy: Context) -> Context {
 }
 
 fn capture_all() {
+    // The hooks installed before this copy capture; a built-in mirror that
+    // installs itself now captures on its own, once.
+    let installed = hook::count();
     #[cfg(feature = "tracing")]
-    let installed_now = {
-        let before = hook::any();
-        crate::span::capture();
-        !before && hook::any()
-    };
-    #[cfg(not(feature = "tracing"))]
-    let installed_now = false;
-    // The span mirror installed itself just now and captured already.
-    if !installed_now {
-        hook::capture_all();
-    }
+    crate::span::capture();
+    #[cfg(feature = "opentelemetry")]
+    crate::otel::capture();
+    hook::capture_first(installed);
 }
