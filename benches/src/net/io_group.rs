@@ -239,8 +239,9 @@ pub fn io_group(exe: &Exe, s: &IoSettings, mut progress: impl FnMut(&str)) -> Io
              run by {w} threads in `async_io::block_on` + async-net), driven by one load-generator \
              process that is the same for all (tokio, {c} workers); `netbench run` does the same \
              from the command line. Echo: {n} connections × {m} B ping-pong; HTTP: {n} keep-alive \
-             connections, `GET /` → `hello` through hyper 1 (tokio: hyper-util `TokioIo`; baton and \
-             smol: the same small `futures_io` adapter); idle: {i} connections held open. \
+             connections, `GET /` → `hello` through hyper 1 (tokio: hyper-util `TokioIo`; baton: its \
+             streams' own `hyper::rt` impls, as `baton::http` uses them; smol: a small \
+             `futures_io` adapter); idle: {i} connections held open. \
              {d:.1} s measured per cell after {wu:.1} s of warm-up, {r} round(s), systems \
              interleaved; server CPU from `getrusage` across the measured window. Timers \
              (in-process): a timeout / sleep future with a one-hour deadline is created, polled \
