@@ -82,6 +82,12 @@ pub trait Mirror: Send + Sync + 'static {
     /// Takes `value` out again: its context is being left. Calls nest: the
     /// exit matches the latest enter not yet exited on this thread.
     fn exit(&self, value: &Self::Value);
+
+    /// Whether two values are the same (then a capture equal to what the
+    /// copy inherited is not stored again). `false` by default.
+    fn same(&self, _a: &Self::Value, _b: &Self::Value) -> bool {
+        false
+    }
 }
 
 /// Installs `mirror` for the rest of the process (at most 8, counting the
@@ -118,9 +124,15 @@ impl<M: Mirror> Hook for Adapter<M> {
 
     fn capture(&self) {
         if let Some(value) = self.0.capture() {
-            // Set in the copy, which the caller has entered; the token is
-            // not needed: the copy is new.
-            let _ = self.0.var().set(value);
+            let inherited = self
+                .0
+                .var()
+                .with(|old| old.is_some_and(|old| self.0.same(old, &value)));
+            if !inherited {
+                // Set in the copy, which the caller has entered; the token
+                // is not needed: the copy is new.
+                let _ = self.0.var().set(value);
+            }
         }
     }
 }

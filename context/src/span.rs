@@ -44,6 +44,10 @@ impl Mirror for SpanMirror {
     fn exit(&self, span: &Span) {
         span.with_subscriber(|(id, dispatch)| dispatch.exit(id));
     }
+
+    fn same(&self, a: &Span, b: &Span) -> bool {
+        a.id().is_some() && a.id() == b.id()
+    }
 }
 
 /// Whether a copy might have a span to capture.
