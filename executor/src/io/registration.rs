@@ -73,22 +73,9 @@ impl<E: Source> PollEvented<E> {
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
-        mut op: impl FnMut(&E) -> io::Result<R>,
+        op: impl FnMut(&E) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        check_inside();
-        loop {
-            let event = match self.io.poll_ready(cx, direction) {
-                Poll::Ready(Ok(event)) => event,
-                Poll::Ready(Err(Gone)) => return Poll::Ready(Err(gone())),
-                Poll::Pending => return Poll::Pending,
-            };
-            match op(self.source()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.clear_readiness(event);
-                }
-                result => return Poll::Ready(result),
-            }
-        }
+        self.poll_op(cx, direction, op, |_| false)
     }
 
     /// [`PollEvented::poll_io`] for a read or write of `len` bytes on a
@@ -103,8 +90,22 @@ impl<E: Source> PollEvented<E> {
         cx: &mut Context<'_>,
         direction: Direction,
         len: usize,
-        mut op: impl FnMut(&E) -> io::Result<usize>,
+        op: impl FnMut(&E) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, direction, op, |n| *n > 0 && *n < len)
+    }
+
+    /// The loop of both: `exhausted` says whether a successful result shows
+    /// the readiness used up.
+    #[track_caller]
+    #[inline]
+    fn poll_op<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut(&E) -> io::Result<R>,
+        exhausted: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
         check_inside();
         loop {
             let event = match self.io.poll_ready(cx, direction) {
@@ -113,14 +114,16 @@ impl<E: Source> PollEvented<E> {
                 Poll::Pending => return Poll::Pending,
             };
             match op(self.source()) {
-                Ok(n) if n > 0 && n < len => {
-                    self.io.clear_readiness(event);
-                    return Poll::Ready(Ok(n));
+                Ok(r) => {
+                    if exhausted(&r) {
+                        self.io.clear_readiness(event);
+                    }
+                    return Poll::Ready(Ok(r));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.io.clear_readiness(event);
                 }
-                result => return Poll::Ready(result),
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
