@@ -41,6 +41,10 @@
 //!   [`ContextError::WrongContext`] for a token of another variable or
 //!   context.
 //!
+//! A pool thread can be *sealed* ([`seal_thread`]): then a `set` in its own
+//! base context, where it would leak into every later job on the thread,
+//! panics and names the fix; code in a context of its own is unaffected.
+//!
 //! # Where user code runs
 //!
 //! Values are user types, so their `Drop` and `Clone` run inside this crate,
@@ -60,6 +64,7 @@
 //! | `Clone` in [`Context::get`], `with`'s closure | the caller's context, outside any borrow | propagates | works |
 //! | `with_default_fn`'s function | the caller's context | propagates | works |
 //! | an [`Attached`] future's poll and drop | the attached context | propagates; the context is given up | works |
+//! | a `set` refused by a sealed thread ([`seal_thread`]): the value's drop | the thread's base context, before `set` panics | reported by the panic hook, then dropped; `set`'s own panic propagates | works; a `set` there is refused too |
 //!
 //! Nothing user code does at any of these points leaves the thread's
 //! current-context slot half switched or a context claimed without the
@@ -87,7 +92,7 @@
 //! 4. **The thread** — `current.rs`: each thread's current context, entering
 //!    and leaving, the exit cleanup.
 //! 5. **The API** — `context.rs`, `var.rs`, `token.rs`, `attach.rs`,
-//!    `error.rs`.
+//!    `seal.rs`, `error.rs`.
 //!
 //! `id.rs` hands out unique identities. Every primitive comes from the
 //! `baton-sync` facade: under `--cfg baton_loom`, the atomics, the cells and
@@ -108,6 +113,7 @@ mod handle;
 mod id;
 mod lease;
 mod map;
+mod seal;
 mod state;
 mod token;
 mod var;
@@ -116,5 +122,6 @@ pub use attach::Attached;
 pub use cell::ContextCell;
 pub use context::{Context, Iter, copy_context};
 pub use error::ContextError;
+pub use seal::{is_thread_sealed, seal_thread};
 pub use token::Token;
 pub use var::ContextVar;
