@@ -120,6 +120,19 @@
 //!   future under any executor (tokio included). The bridge's futures only
 //!   need a waker.
 //!
+//! # Living in the tokio world
+//!
+//! With the feature `tokio`, `baton::tokio` goes both ways. On tokio's
+//! runtime, `baton::tokio::spawn` and `spawn_blocking` are tokio's, each in
+//! a copy of the context, and `baton::tokio::seal(&mut builder)` makes a
+//! forgotten wrap loud: on a sealed thread a `set` in the thread's own
+//! context (a bare `tokio::spawn`) panics and names the fix, instead of
+//! leaking into every later task on that thread ([`seal_thread`] does the
+//! same for any thread; baton's own workers and blocking threads are
+//! sealed). On baton's runtime, `baton::tokio::compat(fut)` runs a
+//! tokio-only future (reqwest, sqlx, tonic, the AWS SDK) inside a baton
+//! task, in its context.
+//!
 //! ```
 //! use baton::bridge::run_blocking;
 //! use baton::{ContextVar, Runtime, spawn};
@@ -225,6 +238,7 @@
 //! | `rayon` | yes | [`bridge`]: offload and fork-join on rayon inside a copy of the context |
 //! | `tracing` | yes | [`tracing`]: a `tracing-subscriber` event formatter that appends chosen `ContextVar`s to every event |
 //! | `log` | yes | [`log`]: a `log::Log` adapter that appends chosen `ContextVar`s to every record |
+//! | `tokio` | no | `baton::tokio`: tokio's `spawn` and `spawn_blocking` in a copy of the context, `seal` for tokio's threads, `compat` for tokio-only futures (reqwest, sqlx, tonic) inside baton tasks; `tokio::io` traits for baton's sockets |
 //!
 //! # Crates
 //!
@@ -239,6 +253,7 @@
 // Variables and contexts (baton-context).
 pub use baton_context::{
     Attached, Context, ContextCell, ContextError, ContextVar, Iter, Token, copy_context,
+    is_thread_sealed, seal_thread,
 };
 
 // The runtime (baton-executor).
@@ -351,6 +366,9 @@ pub mod signal {
 
     pub use baton_executor::signal::*;
 }
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod fields;

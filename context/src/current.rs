@@ -68,16 +68,23 @@ use baton_sync::baton_thread_local;
 /// * `owner.ctx` is a cell this thread has entered (until its `Entered` guard
 ///   drops; the guard borrows it, so it is alive) or the thread's base cell;
 ///   `None` only for a base context without a cell yet.
-/// * After [`Cleanup`] has run (`orphan`), nothing frees a private map of the
-///   base context: `with_mut` drops it as soon as it is made.
+/// * After [`Cleanup`] has run ([`ORPHAN`]), nothing frees a private map of
+///   the base context: `with_mut` drops it as soon as it is made.
 pub(crate) struct Current {
     /// Who holds the current bindings; changed only by `rebind`.
     owner: Owner,
     /// What reads read (see the invariants).
     view: ManuallyDrop<Map>,
-    /// The thread is exiting and [`Cleanup`] has run (or is running).
-    orphan: bool,
+    /// [`ORPHAN`] and [`SEALED`]: what sends a write the slow way. One
+    /// byte, so that a write on a thread with neither tests one byte, as
+    /// it did when the only flag was `ORPHAN`.
+    flags: u8,
 }
+
+/// The thread is exiting and [`Cleanup`] has run (or is running).
+const ORPHAN: u8 = 1;
+/// [`seal`] was called: a `set` in the thread's own base context panics.
+const SEALED: u8 = 2;
 
 /// Where the current bindings live.
 struct Owner {
@@ -172,7 +179,7 @@ impl Current {
             base: None,
         },
         view: ManuallyDrop::new(Map::new()),
-        orphan: false,
+        flags: 0,
     };
 
     /// The one way to change who holds the current bindings: settles the
@@ -307,8 +314,19 @@ impl Current {
         lease::restore(entered.outer_ledger);
     }
 
+    /// Whether the thread runs in its own base context: no context entered
+    /// (the base context's cell, once it exists, is current only there).
+    #[inline(always)]
+    fn in_base(&self) -> bool {
+        match (self.owner.ctx, self.owner.base) {
+            (None, _) => true,
+            (Some(ctx), Some(base)) => ctx.is(base.as_ptr()),
+            (Some(_), None) => false,
+        }
+    }
+
     /// At thread exit, what a write to the base context left in the slot,
-    /// for the caller to drop (see `orphan`). Writes inside an entered
+    /// for the caller to drop (see [`ORPHAN`]). Writes inside an entered
     /// context are kept: leaving it publishes them as usual.
     #[cold]
     #[inline(never)]
@@ -322,7 +340,7 @@ impl Current {
     /// Thread exit: marks the slot orphaned and takes out what it owns, for
     /// [`Cleanup`] to drop outside the borrow.
     fn retire(&mut self) -> (Option<Map>, Option<NonNull<ContextCell>>) {
-        self.orphan = true;
+        self.flags |= ORPHAN;
         let mut owner = self.rebind(Settle::ForLeave);
         let map = owner.map.take();
         let base = owner.base.take();
@@ -474,35 +492,106 @@ pub(crate) fn with_map<R>(f: impl FnOnce(&Map) -> R) -> R {
     }
 }
 
+/// What a write through [`with_mut`] is, for a sealed thread (see [`seal`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Write<'a> {
+    /// `VAR.set`, of the variable named so: refused in a sealed thread's
+    /// own base context. (The name is read only then: a reference to it
+    /// is one word, the name two.)
+    Set(&'a &'static str),
+    /// `VAR.reset(token)`: allowed everywhere. A set in a sealed base
+    /// context never succeeds, so a token of that context was made before
+    /// the thread was sealed, and its reset only undoes what that set did.
+    Reset,
+}
+
 /// Runs `f` on the current slot, for writing.
 ///
 /// At thread exit, once [`Cleanup`] has started, a write to the base context
 /// goes nowhere: what it left in the slot is dropped on the way out (after
 /// the borrow ends, so that destructors may use context variables too).
+///
+/// On a sealed thread, a [`Write::Set`] in the thread's own base context
+/// panics (see [`seal`]) before `f` runs. Both checks hide behind one test
+/// of one byte, `flags`, which is all a write on any other thread pays; on
+/// a sealed thread, a write in a task's or an entered context pays a look
+/// at which context is current, and stays on the fast path.
 #[inline(always)]
-pub(crate) fn with_mut<R>(f: impl FnOnce(&mut Current) -> R) -> R {
+pub(crate) fn with_mut<R>(write: Write<'_>, f: impl FnOnce(&mut Current) -> R) -> R {
     CURRENT
-        .try_with(|slot| {
+        .try_with(move |slot| {
             let mut current = slot.try_borrow_mut().expect(REENTRANT);
-            if current.orphan {
+            if current.flags != 0 && current.is_special(write) {
                 drop(current);
-                return write_as_orphan(slot, f);
+                return write_special(slot, write, f);
             }
             f(&mut current)
         })
         .unwrap_or_else(|_| panic!("baton: cannot set a ContextVar while the thread is exiting"))
 }
 
-/// `with_mut` at thread exit: the write, then what it left dropped.
+impl Current {
+    /// Whether `write` is not an ordinary one: the thread is exiting, or
+    /// this is a set in a sealed thread's own base context.
+    #[inline(always)]
+    fn is_special(&self, write: Write<'_>) -> bool {
+        self.flags & ORPHAN != 0
+            || (self.flags & SEALED != 0 && matches!(write, Write::Set(_)) && self.in_base())
+    }
+}
+
+/// `with_mut` for a write that [`Current::is_special`]: at thread exit,
+/// or refused by a sealed thread.
 #[cold]
 #[inline(never)]
-fn write_as_orphan<R>(slot: &RefCell<Current>, f: impl FnOnce(&mut Current) -> R) -> R {
+fn write_special<R>(
+    slot: &RefCell<Current>,
+    write: Write<'_>,
+    f: impl FnOnce(&mut Current) -> R,
+) -> R {
     let mut current = slot.try_borrow_mut().expect(REENTRANT);
-    let r = f(&mut current);
-    let orphaned = current.orphaned();
+    if current.flags & ORPHAN != 0 {
+        // Exiting: the write goes nowhere, so it leaks nothing either.
+        let r = f(&mut current);
+        let orphaned = current.orphaned();
+        drop(current);
+        drop(orphaned);
+        return r;
+    }
     drop(current);
-    drop(orphaned);
-    r
+    // The value is dropped first, and a panic of its destructor is left to
+    // the panic hook: out of the unwind below, it would abort the process.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(f)));
+    match write {
+        Write::Set(name) => sealed_set(name),
+        Write::Reset => unreachable!("a reset is never refused"),
+    }
+}
+
+/// The message of a `set` refused by a sealed thread (see [`seal`]).
+pub(crate) const SEALED_SET: &str = "baton: this thread is sealed: a ContextVar set here would \
+     land in the thread's own context and leak into everything that later runs on it; run the \
+     code in a task's context — spawn it with baton::tokio::spawn, or wrap the future with \
+     Context::attach / copy_context().run(..)";
+
+#[cold]
+#[inline(never)]
+fn sealed_set(name: &str) -> ! {
+    panic!("{SEALED_SET} (the variable: \"{name}\")")
+}
+
+/// Seals the calling thread, for good: from now on a `set` in its own base
+/// context panics (`seal_thread`'s docs say why). A thread that is
+/// exiting is left alone.
+pub(crate) fn seal() {
+    let _ = CURRENT.try_with(|slot| slot.try_borrow_mut().expect(REENTRANT).flags |= SEALED);
+}
+
+/// Whether [`seal`] was called on this thread.
+pub(crate) fn is_sealed() -> bool {
+    CURRENT
+        .try_with(|slot| slot.try_borrow().expect(REENTRANT).flags & SEALED != 0)
+        .unwrap_or(false)
 }
 
 /// If `ctx` is this thread's current context, runs `f` on its live bindings.

@@ -41,6 +41,10 @@
 //!   [`ContextError::WrongContext`] for a token of another variable or
 //!   context.
 //!
+//! A pool thread can be *sealed* ([`seal_thread`]): then a `set` in its own
+//! base context, where it would leak into every later job on the thread,
+//! panics and names the fix; code in a context of its own is unaffected.
+//!
 //! # Where user code runs
 //!
 //! Values are user types, so their `Drop` and `Clone` run inside this crate,
@@ -63,6 +67,7 @@
 //! | a [`Mirror`]'s `enter` (any entry, when mirrors are installed) | the context entered, before the run | propagates from `run`; the run never starts; the hooks entered before it exit; the context is left | works; hooks do not nest (no hook runs for contexts a hook enters) |
 //! | a [`Mirror`]'s `exit` | the context being left, after the run | resumed from `run` after the context is left (dropped if the run is unwinding) | works, as above |
 //! | a [`Mirror`]'s `capture` (a copy being made) | the new copy, entered for it, hooks suspended | propagates from the copy; the copy is dropped | works, as above |
+//! | a `set` refused by a sealed thread ([`seal_thread`]): the value's drop | the thread's base context, before `set` panics | reported by the panic hook, then dropped; `set`'s own panic propagates | works; a `set` there is refused too |
 //!
 //! Nothing user code does at any of these points leaves the thread's
 //! current-context slot half switched or a context claimed without the
@@ -90,8 +95,8 @@
 //! 4. **The thread** — `current.rs`: each thread's current context, entering
 //!    and leaving, the exit cleanup.
 //! 5. **The API** — `context.rs`, `var.rs`, `token.rs`, `attach.rs`,
-//!    `error.rs`; `mirror.rs`: [`Mirror`], values mirrored into third-party
-//!    thread-locals (`span.rs`: `tracing`'s current span, feature
+//!    `seal.rs`, `error.rs`; `mirror.rs`: [`Mirror`], values mirrored into
+//!    third-party thread-locals (`span.rs`: `tracing`'s current span, feature
 //!    `tracing`; `otel.rs`: OpenTelemetry's current context, feature
 //!    `opentelemetry`).
 //!
@@ -123,6 +128,7 @@ mod mirror;
 mod otel;
 #[cfg(feature = "tracing")]
 mod span;
+mod seal;
 mod state;
 mod token;
 mod var;
@@ -132,5 +138,6 @@ pub use cell::ContextCell;
 pub use context::{Context, Iter, copy_context};
 pub use error::ContextError;
 pub use mirror::{Mirror, install_mirror};
+pub use seal::{is_thread_sealed, seal_thread};
 pub use token::Token;
 pub use var::ContextVar;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::current;
+use crate::current::{self, Write};
 use crate::error::ContextError;
 use crate::id;
 use crate::map::{Value, downcast};
@@ -171,11 +171,18 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
     /// that [`reset`](ContextVar::reset) takes to restore the previous binding.
     ///
     /// Dropping the token keeps the new value; nothing is undone.
+    ///
+    /// # Panics
+    ///
+    /// On a thread sealed by [`seal_thread`](crate::seal_thread), in the
+    /// thread's own base context (no task's context, no entered context),
+    /// where the value would leak into everything that later runs on the
+    /// thread. The message names the fix.
     #[inline]
     pub fn set(&self, value: T) -> Token<T> {
         let key = self.key();
         let value: Value = Arc::new(value);
-        current::with_mut(|current| {
+        current::with_mut(Write::Set(&self.name), |current| {
             let context = current.id();
             let old = current.map_mut().insert(key, self.name, value);
             Token::new(key, self.name, context, old)
@@ -203,7 +210,7 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         // thread-local's closure is copied whole after being stored in
         // halves, which stalls store forwarding.)
         let mut replaced = None;
-        let reset = current::with_mut(|current| {
+        let reset = current::with_mut(Write::Reset, |current| {
             if current.id() != context {
                 return false;
             }

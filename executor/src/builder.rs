@@ -113,6 +113,11 @@ impl Builder {
     }
 
     /// Runs `f` on each worker thread when it starts, before it runs tasks.
+    ///
+    /// The thread is sealed already
+    /// ([`seal_thread`](baton_context::seal_thread)): tasks run in their own
+    /// contexts, and a `ContextVar::set` in the worker's own context, `f`'s
+    /// included, panics instead of leaking into what later runs there bare.
     pub fn on_thread_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
         self.on_thread_start = Some(Arc::new(f));
         self

@@ -107,6 +107,10 @@ impl Runtime {
                     .name(builder.thread_name.clone())
                     .spawn(move || {
                         let _signal = signal;
+                        // Tasks run in their own contexts; a `set` in the
+                        // worker's own would leak into whatever runs there
+                        // bare later, so it panics instead (the hook too).
+                        baton_context::seal_thread();
                         if let Some(f) = on_start {
                             f();
                         }

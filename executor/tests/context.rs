@@ -374,3 +374,45 @@ fn copy_context_inside_a_task_is_the_tasks() {
     }));
     assert_eq!(ctx.unwrap().get(&REQUEST_ID), Some("in-task"));
 }
+
+#[test]
+fn workers_and_blocking_threads_are_sealed_and_tasks_set_freely() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rt = Builder::new()
+        .worker_threads(2)
+        .on_thread_start(move || {
+            // The hook runs sealed: a set in the worker's own context panics.
+            let refused = std::panic::catch_unwind(|| drop(COUNTER.set(1))).is_err();
+            tx.send(refused).unwrap();
+        })
+        .build()
+        .unwrap();
+    assert!(rx.iter().take(2).all(|refused| refused));
+    let (worker, blocking, in_task, in_blocking) = rt.block_on(async {
+        let worker = spawn(async { baton_context::is_thread_sealed() })
+            .await
+            .unwrap();
+        let blocking = baton_executor::spawn_blocking(baton_context::is_thread_sealed)
+            .await
+            .unwrap();
+        let in_task = spawn(async {
+            let _t = COUNTER.set(2);
+            yield_now().await;
+            COUNTER.get()
+        })
+        .await
+        .unwrap();
+        let in_blocking = baton_executor::spawn_blocking(|| {
+            let _t = COUNTER.set(3);
+            COUNTER.get()
+        })
+        .await
+        .unwrap();
+        (worker, blocking, in_task, in_blocking)
+    });
+    assert!(worker, "a worker thread is sealed");
+    assert!(blocking, "a blocking-pool thread is sealed");
+    assert_eq!((in_task, in_blocking), (Some(2), Some(3)));
+    // The thread that calls block_on is the caller's: left unsealed.
+    assert!(!baton_context::is_thread_sealed());
+}

@@ -211,7 +211,12 @@ impl Pool {
             .expect("baton: the blocking pool is alive while it is used");
         thread::Builder::new()
             .name(self.thread_name.clone())
-            .spawn(move || pool.run(id))
+            .spawn(move || {
+                // Each job runs in its own context: the thread's own is
+                // sealed, as a worker's is.
+                baton_context::seal_thread();
+                pool.run(id)
+            })
     }
 
     /// A pool thread: runs queued jobs; when none is left, waits up to

@@ -10,7 +10,8 @@
 //! one whose runtime is gone returns an `io::Error`.
 //!
 //! With the feature `hyper`, the streams also implement
-//! `hyper::rt::{Read, Write}`.
+//! `hyper::rt::{Read, Write}`; with the feature `tokio`,
+//! `tokio::io::{AsyncRead, AsyncWrite}` (for shared references too).
 
 /// `futures_io::{AsyncRead, AsyncWrite}` for a stream type and for a
 /// shared reference to it, on its inherent `poll_read`, `poll_write`,
@@ -69,6 +70,8 @@ macro_rules! impl_futures_io {
 #[cfg(all(feature = "hyper", unix))]
 mod hyper_rt;
 mod tcp;
+#[cfg(all(feature = "tokio", unix))]
+mod tokio_io;
 mod udp;
 #[cfg(unix)]
 mod unix;
