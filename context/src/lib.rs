@@ -126,9 +126,9 @@ mod map;
 mod mirror;
 #[cfg(feature = "opentelemetry")]
 mod otel;
+mod seal;
 #[cfg(feature = "tracing")]
 mod span;
-mod seal;
 mod state;
 mod token;
 mod var;
