@@ -57,17 +57,21 @@ use std::pin::{Pin, pin};
 use std::sync::OnceLock;
 use std::task::{Context as TaskContext, Poll};
 
+use pin_project_lite::pin_project;
+
 use ::tokio::runtime::{Builder, Handle, Runtime};
 use ::tokio::task::JoinHandle;
 
-use crate::copy_context;
+use crate::ContextCell;
 
 /// `tokio::spawn`, in a copy of the current baton context: what
 /// [`baton::spawn`](crate::spawn) does on baton's runtime.
 ///
-/// The copy is taken now, in O(1); every poll of the task, and its drop,
-/// runs inside it ([`Context::attach`](crate::Context::attach)). What the
-/// task sets stays in its copy.
+/// The copy is taken now, in O(1) and without allocating; every poll of
+/// the task, and its drop, runs inside it, as with
+/// `tokio::spawn(copy_context().attach(future))`
+/// ([`Context::attach`](crate::Context::attach)). What the task sets stays
+/// in its copy.
 ///
 /// ```
 /// use baton::ContextVar;
@@ -96,7 +100,57 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(copy_context().attach(future))
+    ::tokio::spawn(InContext {
+        cell: ContextCell::copy_current(),
+        future: Some(future),
+    })
+}
+
+pin_project! {
+    /// A task started by [`spawn`]: each poll of `future`, and its drop,
+    /// inside `cell`. What [`Context::attach`](crate::Context::attach)
+    /// does, with the context stored inline in the task, as baton's own
+    /// tasks store theirs, rather than behind a handle: a spawn allocates
+    /// nothing more than tokio's own.
+    struct InContext<F> {
+        cell: ContextCell,
+        // `None` once it has completed (it was dropped then, inside `cell`).
+        #[pin]
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for InContext<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Aborted, or its runtime shut down: the future is dropped in
+            // its context, as a baton task's is (S6).
+            let this = this.project();
+            let mut future = this.future;
+            if future.is_some() {
+                this.cell.run(|| future.set(None));
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for InContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut future = this.future;
+        this.cell.run(|| {
+            let poll = future
+                .as_mut()
+                .as_pin_mut()
+                .expect("baton: a spawned future polled after completion")
+                .poll(cx);
+            if poll.is_ready() {
+                // Completed: dropped now, still inside its context.
+                future.set(None);
+            }
+            poll
+        })
+    }
 }
 
 /// `tokio::task::spawn_blocking`, with `f` run inside a copy of the current
@@ -125,8 +179,8 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let ctx = copy_context();
-    ::tokio::task::spawn_blocking(move || ctx.run(f))
+    let cell = ContextCell::copy_current();
+    ::tokio::task::spawn_blocking(move || cell.run(f))
 }
 
 /// Seals every thread the runtime starts, workers and blocking threads: it

@@ -132,6 +132,33 @@ fn spawn_blocking_carries_a_copy() {
 }
 
 #[test]
+fn a_wrapped_task_is_dropped_inside_its_context_when_aborted() {
+    /// Sends what `REQUEST_ID` is where it is dropped.
+    struct Report(Option<std::sync::mpsc::Sender<Option<String>>>);
+    impl Drop for Report {
+        fn drop(&mut self) {
+            let _ = self.0.take().unwrap().send(REQUEST_ID.get());
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let rt = tokio_rt(true);
+    rt.block_on(copy_context().attach(async {
+        let _token = REQUEST_ID.set("req-abort".into());
+        let report = Report(Some(tx));
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let task = baton::tokio::spawn(async move {
+            let _report = report;
+            started_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        });
+        started.await.unwrap();
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+    }));
+    assert_eq!(rx.recv().unwrap().as_deref(), Some("req-abort"));
+}
+
+#[test]
 fn a_panic_in_a_wrapped_task_reaches_the_join_handle() {
     let rt = tokio_rt(true);
     let err = rt.block_on(async {

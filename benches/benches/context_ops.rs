@@ -9,7 +9,8 @@
 //!
 //! Groups (criterion ids are `<group>/<system>/<bound vars>`):
 //! `get_u64`, `get_arc_str`, `get_unbound`, `set_reset`, `set_reset_after_copy`,
-//! `copy_context`, `run_noop`, `attach_poll`.
+//! `copy_context`, `run_noop`, `attach_poll`, `set_reset_sealed` (the same
+//! as `set_reset`, on a sealed thread).
 
 #![forbid(unsafe_code)]
 // `criterion_group!` defines an undocumented `pub fn`.
@@ -258,5 +259,35 @@ fn attach_poll(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, get, set_reset, copy, run_noop, attach_poll);
+/// `set_reset/baton` on a sealed thread (`seal_thread`), inside a context,
+/// as a task on one of baton's workers sets: the seal's check must cost
+/// nothing there either. Last, because it seals the benchmark thread.
+fn set_reset_sealed(c: &mut Criterion) {
+    baton_context::seal_thread();
+    let mut g = c.benchmark_group("set_reset_sealed");
+    for n in BOUND_COUNTS {
+        let ctx = bound_context(n);
+        g.bench_function(BenchmarkId::new("baton", n), |b| {
+            ctx.run(|| {
+                let var = probe_u64();
+                b.iter(|| {
+                    let token = var.set(black_box(42));
+                    var.reset(token).expect("reset");
+                });
+                assert_eq!(var.get(), Some(0));
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    get,
+    set_reset,
+    copy,
+    run_noop,
+    attach_poll,
+    set_reset_sealed
+);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench -p baton-benches --bench executor
 //! cargo bench -p baton-benches --bench executor -- yield_many   # one group
+//! cargo bench -p baton-benches --bench executor -- tokio_interop  # baton::tokio's cost
 //! ```
 //!
 //! One criterion group per workload, one benchmark per runtime in it
@@ -15,7 +16,7 @@
 // `criterion_group!` defines an undocumented `pub fn`.
 #![allow(missing_docs)]
 
-use baton_benches::runtimes::{AsyncExecutor, Baton, BenchRuntime, Tokio};
+use baton_benches::runtimes::{AsyncExecutor, Baton, BenchRuntime, Tokio, TokioBaton, TokioPadded};
 use baton_benches::workers;
 use baton_benches::workloads::context::TOKIO_U64;
 use baton_benches::workloads::executor::{self as w, BusyLoad};
@@ -50,6 +51,24 @@ macro_rules! side_by_side {
 
 fn spawn_many_local(c: &mut Criterion) {
     side_by_side!(c, "spawn_many_local", w::spawn_many_local);
+}
+
+/// What `baton::tokio` costs: `spawn_many_local` on one tokio runtime
+/// with plain `tokio::spawn`, with `baton::tokio::spawn`, and with plain
+/// `tokio::spawn` of futures made 16 bytes larger (the control: a context
+/// in a task is 16 bytes, and tokio's task cells are 128-byte aligned).
+fn tokio_interop(c: &mut Criterion) {
+    let tokio = Tokio::with_workers(workers());
+    let baton = TokioBaton::sharing(&tokio);
+    let padded = TokioPadded::sharing(&tokio);
+    let mut g = c.benchmark_group("tokio_interop_spawn_many_local");
+    w::spawn_many_local(&baton);
+    g.bench_function(Tokio::NAME, |b| b.iter(|| w::spawn_many_local(&tokio)));
+    g.bench_function(TokioBaton::NAME, |b| b.iter(|| w::spawn_many_local(&baton)));
+    g.bench_function(TokioPadded::NAME, |b| {
+        b.iter(|| w::spawn_many_local(&padded))
+    });
+    g.finish();
 }
 
 fn spawn_many_remote_idle(c: &mut Criterion) {
@@ -147,6 +166,7 @@ fn channels(c: &mut Criterion) {
 criterion_group!(
     benches,
     spawn_many_local,
+    tokio_interop,
     spawn_many_remote_idle,
     spawn_many_remote_busy,
     yield_many,

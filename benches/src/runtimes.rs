@@ -6,6 +6,9 @@
 //!   (`future::block_on(ex.run(..))` on each, as async-executor's own benches
 //!   do); `block_on` is `futures_lite::future::block_on` on the caller;
 //! * [`Baton`] — `baton_executor::Builder::new().worker_threads(n)`.
+//! * [`TokioBaton`] — tokio spawning with `baton::tokio::spawn`: the cost
+//!   of carrying baton's contexts on tokio; [`TokioPadded`], its control
+//!   (plain `tokio::spawn`, each future 16 bytes larger).
 //!
 //! "From outside" (a thread that is not a worker) a workload spawns through
 //! [`Spawner::spawn`]; from inside a task through [`Spawner::spawn_inside`],
@@ -131,6 +134,186 @@ impl Spawner for tokio::runtime::Handle {
         F::Output: Send + 'static,
     {
         TokioTask(tokio::spawn(fut))
+    }
+
+    fn detach<T: Send + 'static>(task: TokioTask<T>) {
+        drop(task);
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tokio with baton's contexts
+
+/// tokio's multi-thread runtime with every task spawned in a copy of the
+/// spawner's baton context (`baton::tokio::spawn` from inside a task,
+/// `handle.spawn(copy_context().attach(fut))` from outside): what
+/// `baton::tokio` costs over plain tokio.
+///
+/// [`TokioBaton::sharing`] spawns onto a [`Tokio`]'s own runtime, so that
+/// the two are compared on one runtime: of two runtimes run in turn, the
+/// second finds its threads parked and pays to wake them, which weighs more
+/// than what is measured. `with_workers` starts a runtime of its own,
+/// sealed (`baton::tokio::seal`; sealing costs a spawn nothing).
+pub struct TokioBaton {
+    handle: tokio::runtime::Handle,
+    _own: Option<tokio::runtime::Runtime>,
+}
+
+impl TokioBaton {
+    /// Spawns onto `tokio`'s runtime.
+    pub fn sharing(tokio: &Tokio) -> TokioBaton {
+        TokioBaton {
+            handle: tokio.rt.handle().clone(),
+            _own: None,
+        }
+    }
+}
+
+impl BenchRuntime for TokioBaton {
+    const NAME: &'static str = "tokio+baton";
+    type Spawner = TokioBatonSpawner;
+
+    fn with_workers(workers: usize) -> Self {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers).enable_all();
+        let rt = baton::tokio::seal(&mut builder)
+            .build()
+            .expect("tokio runtime");
+        TokioBaton {
+            handle: rt.handle().clone(),
+            _own: Some(rt),
+        }
+    }
+
+    fn spawner(&self) -> Self::Spawner {
+        TokioBatonSpawner(self.handle.clone())
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.handle.block_on(baton::copy_context().attach(fut))
+    }
+}
+
+/// Spawns onto a [`TokioBaton`] runtime, each task in a copy of the
+/// spawner's baton context.
+#[derive(Clone)]
+pub struct TokioBatonSpawner(tokio::runtime::Handle);
+
+impl Spawner for TokioBatonSpawner {
+    type Task<T: Send + 'static> = TokioTask<T>;
+
+    fn spawn<F>(&self, fut: F) -> TokioTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        TokioTask(self.0.spawn(baton::copy_context().attach(fut)))
+    }
+
+    fn spawn_inside<F>(&self, fut: F) -> TokioTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        TokioTask(baton::tokio::spawn(fut))
+    }
+
+    fn detach<T: Send + 'static>(task: TokioTask<T>) {
+        drop(task);
+    }
+
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+/// The control for [`TokioBaton`]: plain `tokio::spawn` on a [`Tokio`]'s
+/// runtime, every future made 16 bytes larger and nothing else. tokio's
+/// task cells are 128-byte aligned, so a few bytes more in a small future
+/// can cost a size class; whatever `TokioPadded` costs over [`Tokio`] is
+/// that, not baton (a baton context in a task is 16 bytes).
+pub struct TokioPadded {
+    handle: tokio::runtime::Handle,
+}
+
+impl TokioPadded {
+    /// Spawns onto `tokio`'s runtime.
+    pub fn sharing(tokio: &Tokio) -> TokioPadded {
+        TokioPadded {
+            handle: tokio.rt.handle().clone(),
+        }
+    }
+}
+
+impl BenchRuntime for TokioPadded {
+    const NAME: &'static str = "tokio+16B";
+    type Spawner = TokioPaddedSpawner;
+
+    fn with_workers(workers: usize) -> Self {
+        // Leaked: a control that owns its runtime is only for one-off runs.
+        let tokio: &'static Tokio = Box::leak(Box::new(Tokio::with_workers(workers)));
+        TokioPadded::sharing(tokio)
+    }
+
+    fn spawner(&self) -> Self::Spawner {
+        TokioPaddedSpawner(self.handle.clone())
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.handle.block_on(fut)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future and 16 bytes that nothing reads (see [`TokioPadded`]).
+    pub struct Padded<F> {
+        pad: [u64; 2],
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Padded<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        std::hint::black_box(this.pad);
+        this.future.poll(cx)
+    }
+}
+
+/// Spawns onto a [`TokioPadded`] runtime.
+#[derive(Clone)]
+pub struct TokioPaddedSpawner(tokio::runtime::Handle);
+
+impl Spawner for TokioPaddedSpawner {
+    type Task<T: Send + 'static> = TokioTask<T>;
+
+    fn spawn<F>(&self, future: F) -> TokioTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        TokioTask(self.0.spawn(Padded {
+            pad: [0; 2],
+            future,
+        }))
+    }
+
+    fn spawn_inside<F>(&self, future: F) -> TokioTask<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        TokioTask(tokio::spawn(Padded {
+            pad: [0; 2],
+            future,
+        }))
     }
 
     fn detach<T: Send + 'static>(task: TokioTask<T>) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::measure::{Settings, Stats, System, interleave};
 use super::table::Workload;
-use crate::runtimes::{AsyncExecutor, Baton, BenchRuntime, Tokio};
+use crate::runtimes::{AsyncExecutor, Baton, BenchRuntime, Tokio, TokioBaton, TokioPadded};
 use crate::workloads::bridge::{
     FACTOR, PAR_ITEMS, baton_offload, job, many, par_expected, par_sum_in_context,
     par_sum_in_context_reading, par_sum_plain, rayon_offload, round_trip, tokio_offload,
@@ -76,6 +76,22 @@ pub fn executor(s: Settings, workers: usize) -> Vec<Workload> {
         }};
     }
     three!("spawn_many_local", w::spawn_many_local);
+    {
+        // What `baton::tokio` costs (target: within 5%), on tokio's own
+        // runtime; `tokio+16B` is the control (see `TokioPadded`).
+        eprintln!("  executor/spawn_many_local on tokio, baton::tokio::spawn");
+        let tokio_baton = TokioBaton::sharing(&tokio);
+        let tokio_padded = TokioPadded::sharing(&tokio);
+        let mut sys = vec![
+            System::new("tokio", || w::spawn_many_local(&tokio)),
+            System::new("tokio+baton", || w::spawn_many_local(&tokio_baton)),
+            System::new("tokio+16B", || w::spawn_many_local(&tokio_padded)),
+        ];
+        out.push(wl(
+            "spawn_many_local on tokio: tokio::spawn vs baton::tokio::spawn",
+            interleave(s, &mut sys),
+        ));
+    }
     three!("spawn_many_remote_idle", w::spawn_many_remote);
     {
         eprintln!("  executor/spawn_many_remote_busy");
