@@ -142,11 +142,15 @@ impl Reactor {
 
     fn release(&self, key: SourceKey) {
         let mut sources = self.sources.lock();
-        if let Some(io) = sources.live.try_remove(key.0) {
-            io.clear_wakers();
-            sources.pending_release.push(io);
-            self.live.fetch_sub(1, Ordering::Relaxed);
-        }
+        let Some(io) = sources.live.try_remove(key.0) else {
+            return;
+        };
+        sources.pending_release.push(io.clone());
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        drop(sources);
+        // After the lock: dropping a waker may free a task, whose context's
+        // values may own sockets that deregister here in turn.
+        io.clear_wakers();
     }
 
     /// One turn of the driver: waits up to `timeout` (`None`: until an

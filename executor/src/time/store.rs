@@ -149,6 +149,7 @@ impl TimerStore {
     ) -> (Arc<TimerEntry>, bool) {
         let entry = Arc::new(TimerEntry::new(waker));
         let s = &self.shards[shard];
+        let mut swept = Vec::new();
         {
             let mut heap = s.heap.lock();
             if self.shut_down.load(Ordering::Relaxed) {
@@ -165,11 +166,19 @@ impl TimerStore {
                 entry: entry.clone(),
             });
             if heap.items.len() >= heap.sweep_at {
-                heap.items.retain(|item| !item.entry.is_cancelled());
+                let (live, dead): (Vec<Item>, Vec<Item>) = std::mem::take(&mut heap.items)
+                    .into_vec()
+                    .into_iter()
+                    .partition(|item| !item.entry.is_cancelled());
+                heap.items = BinaryHeap::from(live);
                 heap.sweep_at = (heap.items.len() * 2).max(COMPACT_MIN);
+                swept = dead;
             }
             s.len.store(heap.items.len(), Ordering::Relaxed);
         }
+        // Outside the lock: a cancelled entry still holds its waker, whose
+        // drop may free a task (and its context's values: user code).
+        drop(swept);
         let at = self.ticks(deadline);
         let mut parked = self.parked_until.load(Ordering::SeqCst);
         while at < parked {
@@ -189,11 +198,13 @@ impl TimerStore {
     /// The earliest pending deadline (dropping cancelled entries on top).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
+        // Dropped after the locks (see `insert`).
+        let mut dead = Vec::new();
         for shard in self.shards.iter() {
             let mut heap = shard.heap.lock();
             while let Some(top) = heap.items.peek() {
                 if top.entry.is_cancelled() {
-                    heap.items.pop();
+                    dead.extend(heap.items.pop());
                     shard.len.store(heap.items.len(), Ordering::Relaxed);
                     continue;
                 }
@@ -201,6 +212,7 @@ impl TimerStore {
                 break;
             }
         }
+        drop(dead);
         earliest
     }
 
@@ -227,6 +239,7 @@ impl TimerStore {
             return 0;
         }
         let mut wakers = Vec::new();
+        let mut dead = Vec::new();
         let mut fired = 0;
         for shard in self.shards.iter() {
             if shard.len.load(Ordering::Relaxed) == 0 {
@@ -242,9 +255,12 @@ impl TimerStore {
                     fired += 1;
                     wakers.extend(waker);
                 }
+                // A cancelled entry still holds its waker: dropped below.
+                dead.push(item);
             }
             shard.len.store(heap.items.len(), Ordering::Relaxed);
         }
+        drop(dead);
         for waker in wakers {
             waker.wake();
         }
