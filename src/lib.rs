@@ -252,8 +252,8 @@
 
 // Variables and contexts (baton-context).
 pub use baton_context::{
-    Attached, Context, ContextCell, ContextError, ContextVar, Iter, Token, copy_context,
-    is_thread_sealed, seal_thread,
+    Attached, Context, ContextCell, ContextError, ContextVar, Iter, PackedAttached, PackedCell,
+    Token, copy_context, is_thread_sealed, seal_thread,
 };
 
 // The runtime (baton-executor).

@@ -57,12 +57,10 @@ use std::pin::{Pin, pin};
 use std::sync::OnceLock;
 use std::task::{Context as TaskContext, Poll};
 
-use pin_project_lite::pin_project;
-
 use ::tokio::runtime::{Builder, Handle, Runtime};
 use ::tokio::task::JoinHandle;
 
-use crate::ContextCell;
+use crate::{ContextCell, PackedCell};
 
 /// `tokio::spawn`, in a copy of the current baton context: what
 /// [`baton::spawn`](crate::spawn) does on baton's runtime.
@@ -73,12 +71,11 @@ use crate::ContextCell;
 /// ([`Context::attach`](crate::Context::attach)). What the task sets stays
 /// in its copy.
 ///
-/// The copy lives in the task: 16 to 24 bytes more than `tokio::spawn` stores.
-/// tokio's task cells are 128-byte aligned, so for a small future that can
-/// be a larger allocation: 10,000 empty tasks take 1.20× plain
-/// `tokio::spawn`'s time, and 1.03× that of plain `tokio::spawn` of the
-/// same futures padded by 16 bytes (`cargo bench -p baton-benches --bench
-/// executor -- tokio_interop`, 2 cores).
+/// The copy lives in the task, in one word (a [`PackedCell`]): tokio's
+/// task cells are 128-byte aligned, and for a small future a second word
+/// could cost a larger allocation. A task whose context only reads what it
+/// was copied with allocates nothing more than `tokio::spawn`; the first
+/// `set` inside the task moves its context into a 16-byte box.
 ///
 /// ```
 /// use baton::ContextVar;
@@ -107,57 +104,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    ::tokio::spawn(InContext {
-        cell: ContextCell::copy_current(),
-        future: Some(future),
-    })
-}
-
-pin_project! {
-    /// A task started by [`spawn`]: each poll of `future`, and its drop,
-    /// inside `cell`. What [`Context::attach`](crate::Context::attach)
-    /// does, with the context stored inline in the task, as baton's own
-    /// tasks store theirs, rather than behind a handle: a spawn allocates
-    /// nothing more than tokio's own.
-    struct InContext<F> {
-        cell: ContextCell,
-        // `None` once it has completed (it was dropped then, inside `cell`).
-        #[pin]
-        future: Option<F>,
-    }
-
-    impl<F> PinnedDrop for InContext<F> {
-        fn drop(this: Pin<&mut Self>) {
-            // Aborted, or its runtime shut down: the future is dropped in
-            // its context, as a baton task's is (S6).
-            let this = this.project();
-            let mut future = this.future;
-            if future.is_some() {
-                this.cell.run(|| future.set(None));
-            }
-        }
-    }
-}
-
-impl<F: Future> Future for InContext<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let mut future = this.future;
-        this.cell.run(|| {
-            let poll = future
-                .as_mut()
-                .as_pin_mut()
-                .expect("baton: a spawned future polled after completion")
-                .poll(cx);
-            if poll.is_ready() {
-                // Completed: dropped now, still inside its context.
-                future.set(None);
-            }
-            poll
-        })
-    }
+    ::tokio::spawn(PackedCell::copy_current().attach(future))
 }
 
 /// `tokio::task::spawn_blocking`, with `f` run inside a copy of the current
@@ -337,4 +284,23 @@ fn background() -> &'static Handle {
                 .expect("baton: cannot start the background tokio runtime")
         })
         .handle()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of_val;
+
+    /// The context costs a task one word: a future holding one `Arc` (16
+    /// bytes) still fits the 24 bytes tokio's smallest task cell leaves it.
+    #[test]
+    fn a_task_carries_its_context_in_one_word() {
+        let ran = std::sync::Arc::new(());
+        let future = async move {
+            drop(ran);
+        };
+        let plain = size_of_val(&future);
+        let wrapped = crate::PackedCell::new().attach(future);
+        assert_eq!(size_of_val(&wrapped), plain + size_of::<usize>());
+        assert!(size_of_val(&wrapped) <= 24, "{}", size_of_val(&wrapped));
+    }
 }

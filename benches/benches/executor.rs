@@ -55,8 +55,8 @@ fn spawn_many_local(c: &mut Criterion) {
 
 /// What `baton::tokio` costs: `spawn_many_local` on one tokio runtime
 /// with plain `tokio::spawn`, with `baton::tokio::spawn`, and with plain
-/// `tokio::spawn` of futures made 16 bytes larger (the control: a context
-/// in a task is 16 bytes, and tokio's task cells are 128-byte aligned).
+/// `tokio::spawn` of futures made 8 bytes larger (the control: a context
+/// in a tokio task is one word, and tokio's task cells are 128-byte aligned).
 fn tokio_interop(c: &mut Criterion) {
     let tokio = Tokio::with_workers(workers());
     let baton = TokioBaton::sharing(&tokio);

@@ -8,7 +8,7 @@
 //! * [`Baton`] — `baton_executor::Builder::new().worker_threads(n)`.
 //! * [`TokioBaton`] — tokio spawning with `baton::tokio::spawn`: the cost
 //!   of carrying baton's contexts on tokio; [`TokioPadded`], its control
-//!   (plain `tokio::spawn`, each future 16 bytes larger).
+//!   (plain `tokio::spawn`, each future 8 bytes larger).
 //!
 //! "From outside" (a thread that is not a worker) a workload spawns through
 //! [`Spawner::spawn`]; from inside a task through [`Spawner::spawn_inside`],
@@ -232,10 +232,10 @@ impl Spawner for TokioBatonSpawner {
 }
 
 /// The control for [`TokioBaton`]: plain `tokio::spawn` on a [`Tokio`]'s
-/// runtime, every future made 16 bytes larger and nothing else. tokio's
+/// runtime, every future made 8 bytes larger and nothing else. tokio's
 /// task cells are 128-byte aligned, so a few bytes more in a small future
 /// can cost a size class; whatever `TokioPadded` costs over [`Tokio`] is
-/// that, not baton (a baton context in a task is 16 bytes).
+/// that, not baton (a baton context in a tokio task is one word).
 pub struct TokioPadded {
     handle: tokio::runtime::Handle,
 }
@@ -250,7 +250,7 @@ impl TokioPadded {
 }
 
 impl BenchRuntime for TokioPadded {
-    const NAME: &'static str = "tokio+16B";
+    const NAME: &'static str = "tokio+8B";
     type Spawner = TokioPaddedSpawner;
 
     fn with_workers(workers: usize) -> Self {
@@ -269,9 +269,9 @@ impl BenchRuntime for TokioPadded {
 }
 
 pin_project_lite::pin_project! {
-    /// A future and 16 bytes that nothing reads (see [`TokioPadded`]).
+    /// A future and 8 bytes that nothing reads (see [`TokioPadded`]).
     pub struct Padded<F> {
-        pad: [u64; 2],
+        pad: [u64; 1],
         #[pin]
         future: F,
     }
@@ -300,7 +300,7 @@ impl Spawner for TokioPaddedSpawner {
         F::Output: Send + 'static,
     {
         TokioTask(self.0.spawn(Padded {
-            pad: [0; 2],
+            pad: [0; 1],
             future,
         }))
     }
@@ -311,7 +311,7 @@ impl Spawner for TokioPaddedSpawner {
         F::Output: Send + 'static,
     {
         TokioTask(tokio::spawn(Padded {
-            pad: [0; 2],
+            pad: [0; 1],
             future,
         }))
     }

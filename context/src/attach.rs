@@ -1,6 +1,9 @@
-//! [`Attached`]: a future that always runs inside one context.
+//! Futures that always run inside one context: [`Attached`], behind a
+//! [`Context`] handle, and [`PackedAttached`], in a [`PackedCell`] (one word,
+//! for other runtimes' tasks).
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -11,6 +14,7 @@ use crate::context::Context;
 use crate::current;
 use crate::error::ContextError;
 use crate::hook;
+use crate::packed::PackedCell;
 
 pin_project! {
     /// A future wrapped by [`Context::attach`]: each poll, and the drop of the
@@ -142,5 +146,73 @@ impl Context {
         if self.try_run(|| (f.take().expect("once"))()).is_err() {
             (f.take().expect("not run"))();
         }
+    }
+}
+
+/// A future wrapped by [`PackedCell::attach`]: each poll, and the drop of
+/// the inner future, run inside the cell's context. [`Attached`] with the
+/// context stored inline, in one word, rather than behind a handle — what
+/// `baton::tokio::spawn` hands tokio, whose task allocations are size
+/// classes.
+///
+/// The inner future is dropped when the `PackedAttached` is, inside the
+/// context (runtimes drop a task's future as soon as it completes).
+///
+/// ```
+/// use baton_context::{ContextVar, PackedCell};
+///
+/// static ID: ContextVar<u32> = ContextVar::new("id");
+///
+/// let _token = ID.set(1);
+/// let fut = PackedCell::copy_current().attach(async {
+///     let seen = ID.get();
+///     let _ = ID.set(2); // in the copy only
+///     seen
+/// });
+/// assert_eq!(futures::executor::block_on(fut), Some(1));
+/// assert_eq!(ID.get(), Some(1));
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct PackedAttached<F> {
+    cell: PackedCell,
+    /// Pinned whenever `self` is: never moved out, and dropped in place by
+    /// `Drop` — once, inside `cell`.
+    fut: ManuallyDrop<F>,
+}
+
+impl PackedCell {
+    /// Wraps `fut` so that each of its polls, and its drop, runs inside
+    /// this context. See [`PackedAttached`].
+    pub fn attach<F: Future>(self, fut: F) -> PackedAttached<F> {
+        PackedAttached {
+            cell: self,
+            fut: ManuallyDrop::new(fut),
+        }
+    }
+}
+
+impl<F: Future> Future for PackedAttached<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        // SAFETY: `fut` is structurally pinned and `cell` is not: nothing
+        // moves `fut` out of `self` (it is dropped in place, by `Drop`),
+        // and `cell` is only ever used by `&mut`, never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above: `fut` is pinned because `self` is.
+        let fut = unsafe { Pin::new_unchecked(&mut *this.fut) };
+        this.cell.run(|| fut.poll(cx))
+    }
+}
+
+impl<F> Drop for PackedAttached<F> {
+    fn drop(&mut self) {
+        let fut = &mut self.fut;
+        // SAFETY: `fut` is dropped here, in place (as pinning requires),
+        // once: `ManuallyDrop` keeps the field's own drop from dropping it
+        // again, and nothing uses it afterwards. If its destructor panics
+        // the panic propagates, and `fut` is still never touched again.
+        self.cell.run(|| unsafe { ManuallyDrop::drop(fut) });
     }
 }

@@ -185,6 +185,12 @@ impl ContextCell {
     pub fn is_entered(&self) -> bool {
         self.entry.is_entered()
     }
+
+    /// Whether the cell's identity has been assigned (by a `set` inside it):
+    /// a token may then name it (`packed.rs`).
+    pub(crate) fn has_identity(&self) -> bool {
+        self.entry.id() != 0
+    }
 }
 
 impl Default for ContextCell {

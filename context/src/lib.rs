@@ -63,7 +63,7 @@
 //! | `Clone` inside `VAR.get()` / `get_or` | the current context, which is being read | propagates | setting a variable, entering or copying a context panics ("modified while it was being read"); nothing is claimed |
 //! | `Clone` in [`Context::get`], `with`'s closure | the caller's context, outside any borrow | propagates | works |
 //! | `with_default_fn`'s function | the caller's context | propagates | works |
-//! | an [`Attached`] future's poll and drop | the attached context | propagates; the context is given up | works |
+//! | an [`Attached`] or [`PackedAttached`] future's poll and drop | the attached context | propagates; the context is given up | works |
 //! | a [`Mirror`]'s `enter` (any entry, when mirrors are installed) | the context entered, before the run | propagates from `run`; the run never starts; the hooks entered before it exit; the context is left | works; hooks do not nest (no hook runs for contexts a hook enters) |
 //! | a [`Mirror`]'s `exit` | the context being left, after the run | resumed from `run` after the context is left (dropped if the run is unwinding) | works, as above |
 //! | a [`Mirror`]'s `capture` (a copy being made) | the new copy, entered for it, hooks suspended | propagates from the copy; the copy is dropped | works, as above |
@@ -89,7 +89,8 @@
 //!    never reaches the thread's current context.
 //! 3. **The cell** — `cell.rs`: where a context's bindings live between
 //!    runs (`ContextCell`, and `SharedCell` behind a handle), claimed and
-//!    published through `CellPtr`; `state.rs`: the entry word and the
+//!    published through `CellPtr`; `packed.rs`: `PackedCell`, a cell in
+//!    one word for other runtimes' tasks; `state.rs`: the entry word and the
 //!    readers/writer protocol; `handle.rs`: the reference-counted, recycled
 //!    allocation behind a `Context`.
 //! 4. **The thread** — `current.rs`: each thread's current context, entering
@@ -126,6 +127,7 @@ mod map;
 mod mirror;
 #[cfg(feature = "opentelemetry")]
 mod otel;
+mod packed;
 mod seal;
 #[cfg(feature = "tracing")]
 mod span;
@@ -133,11 +135,12 @@ mod state;
 mod token;
 mod var;
 
-pub use attach::Attached;
+pub use attach::{Attached, PackedAttached};
 pub use cell::ContextCell;
 pub use context::{Context, Iter, copy_context};
 pub use error::ContextError;
 pub use mirror::{Mirror, install_mirror};
+pub use packed::PackedCell;
 pub use seal::{is_thread_sealed, seal_thread};
 pub use token::Token;
 pub use var::ContextVar;

@@ -529,6 +529,37 @@ impl<H: KeyHash> Map<H> {
         ManuallyDrop::new(unsafe { ptr::read(self) })
     }
 
+    /// The map as one pointer, null when it is empty, owning the reference
+    /// the map held (for `PackedCell`). The pointer is that of a
+    /// reference-counted node, so at least 8-aligned.
+    pub(crate) fn into_raw(self) -> *mut () {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again: the reference its
+        // root held moves into the pointer.
+        match unsafe { ptr::read(&this.root) } {
+            None => ptr::null_mut(),
+            Some(root) => root.into_raw().cast_mut().cast(),
+        }
+    }
+
+    /// The map [`Map::into_raw`] made `raw` from.
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw` and is turned back into a map once.
+    pub(crate) unsafe fn from_raw(raw: *mut ()) -> Map<H> {
+        let root = if raw.is_null() {
+            None
+        } else {
+            // SAFETY: a pointer `ThinArc::into_raw` returned (contract),
+            // whose reference is taken back once.
+            Some(unsafe { Node::from_raw(raw.cast_const().cast()) })
+        };
+        Map {
+            root,
+            _hash: PhantomData,
+        }
+    }
+
     /// Whether dropping this map could drop a value (and so run user code):
     /// only if it is the last owner of its root. A shared root is only
     /// counted down.

@@ -78,14 +78,14 @@ pub fn executor(s: Settings, workers: usize) -> Vec<Workload> {
     three!("spawn_many_local", w::spawn_many_local);
     {
         // What `baton::tokio` costs (target: within 5%), on tokio's own
-        // runtime; `tokio+16B` is the control (see `TokioPadded`).
+        // runtime; `tokio+8B` is the control (see `TokioPadded`).
         eprintln!("  executor/spawn_many_local on tokio, baton::tokio::spawn");
         let tokio_baton = TokioBaton::sharing(&tokio);
         let tokio_padded = TokioPadded::sharing(&tokio);
         let mut sys = vec![
             System::new("tokio", || w::spawn_many_local(&tokio)),
             System::new("tokio+baton", || w::spawn_many_local(&tokio_baton)),
-            System::new("tokio+16B", || w::spawn_many_local(&tokio_padded)),
+            System::new(TokioPadded::NAME, || w::spawn_many_local(&tokio_padded)),
         ];
         out.push(wl(
             "spawn_many_local on tokio: tokio::spawn vs baton::tokio::spawn",
