@@ -658,8 +658,8 @@ pub(crate) unsafe fn enter(inner: CellPtr, claim: Claim) -> Result<Entered, Cont
 ///
 /// 1. The hooks mirror the context's values in (user code, inside it).
 /// 2. `f` runs.
-/// 3. The hooks that mirrored a value take it out, still inside, even if
-///    a hook or `f` panicked.
+/// 3. The hooks that mirrored a value take that same value out, still
+///    inside, even if a hook or `f` panicked.
 /// 4. The context is left (`entered` dropped).
 /// 5. A panic is resumed: `f`'s or an enter hook's first; an exit hook's
 ///    only if nothing else panicked (it is dropped otherwise, the panic hook
@@ -668,8 +668,15 @@ pub(crate) unsafe fn enter(inner: CellPtr, claim: Claim) -> Result<Entered, Cont
 #[inline(never)]
 pub(crate) fn run_mirrored<R>(entered: Entered, f: impl FnOnce() -> R) -> R {
     let key = entered.inner.addr();
+    // SAFETY: `entered` has the cell entered and keeps it alive; the frames
+    // are popped by `leave` below, before `entered` is dropped.
+    unsafe {
+        entered
+            .inner
+            .with_map(|published| hook::push(key, published))
+    };
     let result = catch_unwind(AssertUnwindSafe(|| {
-        hook::enter_all(key);
+        hook::enter_pushed();
         f()
     }));
     let (exit_panic, _) = hook::leave(key);
@@ -732,6 +739,11 @@ struct Published {
 #[cold]
 #[inline(never)]
 fn publish_before_switching(slot: &RefCell<Current>, keep_lent: bool) -> Published {
+    if hook::any() {
+        // Mirror hooks may be holding values borrowed from the bindings
+        // about to be replaced (`hook.rs`).
+        hook::own_borrowed();
+    }
     let mut published = Published::default();
     loop {
         let replaced = slot.try_borrow_mut().expect(REENTRANT).publish();

@@ -1,29 +1,65 @@
 //! The registry of mirror hooks and the calls the thread layer makes into
 //! them on entering and leaving a context (`current.rs`).
 //!
-//! A leaf: it knows nothing of variables or maps. Each hook is a
-//! `&'static dyn Hook` (the typed adapter is in `mirror.rs`, the API
-//! layer), installed once and never removed, in a fixed array, so reading
-//! the registry on the hot path is one acquire load of the count (nothing
-//! else when it is zero).
+//! Each hook is a `&'static dyn Hook` (the typed adapter is in `mirror.rs`,
+//! the API layer), installed once and never removed, in a fixed array, so
+//! reading the registry on the hot path is one acquire load of the count
+//! (nothing else when it is zero). It knows the map layer (a hook mirrors
+//! the value bound under one key) and nothing above it.
 //!
 //! Hooks are user code running inside the context being entered or left.
 //! They do not nest: while a hook runs on a thread (or a copy captures), no
 //! hook runs for the contexts it enters in turn (`IN_HOOK`), so a hook that
 //! runs code in another context cannot recurse into itself.
+//!
+//! # The values a hook holds between enter and exit
+//!
+//! Entering a context with hooks installed pushes, on a stack of this
+//! thread (`FRAMES`), a `Context` frame for it and a `Value` frame for each
+//! hook whose variable the context binds; leaving pops them, calling the
+//! hooks' `exit` with the very values their `enter` was given (innermost
+//! first). A `Value` frame *borrows* the value from the bindings the cell
+//! had published when it was entered: no reference count is touched, which
+//! matters because every task spawned in one span shares that value — a
+//! clone and a drop per poll are two read-modify-writes on one cache line
+//! that every worker bounces.
+//!
+//! The borrow is sound because those bindings outlive it:
+//!
+//! * the entered cell keeps its published bindings until it publishes
+//!   again, and it cannot be dropped while entered;
+//! * a cell publishes only in `current::publish_before_switching`, which
+//!   first calls [`own_borrowed`]: every borrowed frame of the thread takes
+//!   a reference of its own (a clone, while the old bindings still hold the
+//!   value) before anything is replaced or dropped;
+//! * what a hook receives is a reference into the value's own allocation
+//!   (the `Arc`), not into the map's node, so a frame that becomes owned in
+//!   the middle of a call keeps that reference valid;
+//! * frames are popped only by the `leave` of their own context (user code
+//!   in between pushes and pops only its own, above them).
+//!
+//! The lookups read the cell's *published* bindings, never the thread's
+//! private copy, which a `set` could change in place.
 
-use std::cell::Cell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::ptr::NonNull;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::map::{Map, Value};
+
 /// A registered hook, type-erased (see `mirror.rs` for the typed side).
 pub(crate) trait Hook: Sync {
-    /// The context was just entered: mirror its value in, if it has one.
-    /// True if it did (then [`Hook::exit`] follows).
-    fn enter(&self) -> bool;
-    /// The context is about to be left: take the value out again.
-    fn exit(&self);
+    /// The key of the variable whose value this hook mirrors.
+    fn key(&self) -> u64;
+    /// A context binding `value` under [`Hook::key`] was just entered:
+    /// mirror it in.
+    fn enter(&self, value: &(dyn Any + Send + Sync));
+    /// That context is about to be left: take `value` (the one `enter` was
+    /// given) out again.
+    fn exit(&self, value: &(dyn Any + Send + Sync));
     /// A copy of the current context is being made (and is entered now):
     /// store the third-party value current in the caller into it.
     fn capture(&self);
@@ -36,14 +72,52 @@ static HOOKS: [OnceLock<&'static dyn Hook>; MAX_HOOKS] = [const { OnceLock::new(
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// One entry of a thread's stack of entered contexts (see the module docs).
+enum Frame {
+    /// A context entered while hooks were installed: its cell's address (a
+    /// context is entered at most once per thread). The frames above it,
+    /// up to the next `Context`, are its values.
+    Context(usize),
+    /// The value hook `hook` is given for the context below; `entered` once
+    /// its `enter` returned (then `exit` follows).
+    Value { hook: u8, entered: bool, held: Held },
+}
+
+/// A value a [`Frame::Value`] holds.
+enum Held {
+    /// In the entered cell's published bindings (see the module docs).
+    Borrowed(NonNull<Value>),
+    /// A reference of the frame's own.
+    Owned(Value),
+}
+
+impl Held {
+    /// The value, as hooks receive it: a reference into its allocation.
+    ///
+    /// # Safety
+    /// The frame holding `self` stays on the stack while the reference is
+    /// used (so that [`own_borrowed`] can keep the allocation alive).
+    unsafe fn get<'a>(&self) -> &'a (dyn Any + Send + Sync) {
+        let value: *const (dyn Any + Send + Sync) = match self {
+            // SAFETY: a borrowed value is alive until `own_borrowed` turns
+            // it into an owned one (module docs).
+            Held::Borrowed(ptr) => &**unsafe { ptr.as_ref() },
+            Held::Owned(value) => &**value,
+        };
+        // SAFETY: the allocation lives as long as some frame or map holds a
+        // reference, which the frame does or gets before the map lets go
+        // (contract, module docs).
+        unsafe { &*value }
+    }
+}
+
 thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
-    /// The contexts entered on this thread with hooks run, innermost last:
-    /// each context's key (its cell's address: a context is entered at most
-    /// once per thread) and a bit per hook that mirrored a value in. Kept
-    /// here rather than in the entry guard, so that the guard (returned on
-    /// every entry) does not grow.
-    static MIRRORED: std::cell::RefCell<Vec<(usize, u8)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The contexts entered on this thread with hooks installed, innermost
+    /// last, with the values mirrored in for each. Kept here rather than in
+    /// the entry guard, so that the guard (returned on every entry) does not
+    /// grow.
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Installs `hook` for good.
@@ -83,71 +157,146 @@ pub(crate) fn suspended<R>(f: impl FnOnce() -> R) -> Option<R> {
     Some(f())
 }
 
-/// Calls every hook's `enter` for the context `key` just entered, and
-/// records which mirrored a value in. A hook that panics unwinds from here
-/// with the hooks before it recorded, so leaving (the guard's drop, during
-/// the unwind) takes theirs out.
-pub(crate) fn enter_all(key: usize) {
-    MIRRORED.with(|m| m.borrow_mut().push((key, 0)));
-    suspended(|| {
+/// Pushes the frames of the context `key` just entered, whose published
+/// bindings are `published`: the context's frame, and a borrowed value for
+/// each hook whose variable it binds (none while hooks are suspended). Runs
+/// no user code.
+///
+/// # Safety
+/// `published` are the bindings the cell entered as `key` has published,
+/// and the frames are popped by [`leave`] before the cell is left.
+pub(crate) unsafe fn push(key: usize, published: &Map) {
+    let suspended = IN_HOOK.try_with(Cell::get).unwrap_or(true);
+    let _ = FRAMES.try_with(|frames| {
+        let mut frames = frames.borrow_mut();
+        frames.push(Frame::Context(key));
+        if suspended {
+            return;
+        }
         let n = COUNT.load(Ordering::Acquire);
         for (i, hook) in HOOKS[..n].iter().enumerate() {
-            if let Some(hook) = hook.get() {
-                if hook.enter() {
-                    MIRRORED.with(|m| {
-                        if let Some(top) = m.borrow_mut().last_mut() {
-                            top.1 |= 1 << i;
-                        }
-                    });
-                }
+            let Some(hook) = hook.get() else { continue };
+            if let Some(value) = published.get(hook.key()) {
+                frames.push(Frame::Value {
+                    hook: i as u8,
+                    entered: false,
+                    held: Held::Borrowed(NonNull::from(value)),
+                });
             }
         }
     });
 }
 
-/// The context `key` is being left: if hooks ran when it was entered, calls
-/// `exit` on those that mirrored a value in (see [`exit_all`]). Returns the
-/// first panic of an exit hook, and whether `key`'s record was there.
-pub(crate) fn leave(key: usize) -> (Option<Box<dyn std::any::Any + Send>>, bool) {
-    let top = MIRRORED
-        .try_with(|m| {
-            let mut m = m.borrow_mut();
-            match m.last() {
-                Some(&(k, bits)) if k == key => {
-                    m.pop();
-                    Some(bits)
+/// Calls the `enter` of every hook [`push`] gave a value, in order. A hook
+/// that panics unwinds from here; the frames stay, for [`leave`] to exit
+/// the hooks entered before it.
+pub(crate) fn enter_pushed() {
+    suspended(|| {
+        // The first value frame of the top context.
+        let (mut at, len) = FRAMES.with(|frames| {
+            let frames = frames.borrow();
+            let top = frames
+                .iter()
+                .rposition(|f| matches!(f, Frame::Context(_)))
+                .expect("push came first");
+            (top + 1, frames.len())
+        });
+        while at < len {
+            let (hook, value) = FRAMES.with(|frames| match &frames.borrow()[at] {
+                // SAFETY: the frame stays on the stack during the call (user
+                // code pops only frames it pushed).
+                Frame::Value { hook, held, .. } => (*hook, unsafe { held.get() }),
+                Frame::Context(_) => unreachable!("a value frame"),
+            });
+            if let Some(hook) = HOOKS[hook as usize].get() {
+                hook.enter(value);
+            }
+            FRAMES.with(|frames| {
+                if let Frame::Value { entered, .. } = &mut frames.borrow_mut()[at] {
+                    *entered = true;
                 }
+            });
+            at += 1;
+        }
+    });
+}
+
+/// The context `key` is being left: pops its frames, calling `exit` on the
+/// hooks that entered a value, innermost first, with that value. Every one
+/// is called even if some panic; returns the first panic, for the caller to
+/// resume once it has left the context, and whether `key`'s frame was there.
+pub(crate) fn leave(key: usize) -> (Option<Box<dyn Any + Send>>, bool) {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = IN_HOOK.try_with(|h| h.set(self.0));
+        }
+    }
+    let Ok(outer) = IN_HOOK.try_with(|h| h.replace(true)) else {
+        return (None, false);
+    };
+    let _restore = Restore(outer);
+    let mut first = None;
+    loop {
+        // The top frame, if it is one of `key`'s: a value to exit first.
+        let top = FRAMES.try_with(|frames| {
+            let frames = frames.borrow();
+            match frames.last() {
+                Some(Frame::Value {
+                    hook,
+                    entered,
+                    held,
+                }) => {
+                    // SAFETY: the frame stays on the stack during the call.
+                    Some(Some((*entered).then(|| (*hook, unsafe { held.get() }))))
+                }
+                Some(Frame::Context(k)) if *k == key => Some(None),
                 _ => None,
             }
-        })
-        .ok()
-        .flatten();
-    match top {
-        None => (None, false),
-        Some(0) => (None, true),
-        Some(bits) => (exit_all(bits), true),
+        });
+        let Ok(Some(top)) = top else {
+            return (first, false);
+        };
+        let popped = match top {
+            None => {
+                FRAMES.with(|frames| frames.borrow_mut().pop());
+                return (first, true);
+            }
+            Some(entered) => {
+                if let Some((hook, value)) = entered {
+                    if let Some(hook) = HOOKS[hook as usize].get() {
+                        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook.exit(value))) {
+                            first.get_or_insert(panic);
+                        }
+                    }
+                }
+                FRAMES.with(|frames| frames.borrow_mut().pop())
+            }
+        };
+        // An owned value's drop may run user code: outside the borrow.
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(popped))) {
+            first.get_or_insert(panic);
+        }
     }
 }
 
-/// Calls `exit` on the hooks in `entered`, in reverse order. Every one is
-/// called even if some panic; the first panic is returned, for the caller
-/// to resume once it has left the context.
-fn exit_all(entered: u8) -> Option<Box<dyn std::any::Any + Send>> {
-    suspended(|| {
-        let mut first = None;
-        for i in (0..MAX_HOOKS).rev() {
-            if entered & (1 << i) == 0 {
-                continue;
-            }
-            if let Some(hook) = HOOKS[i].get() {
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook.exit())) {
-                    first.get_or_insert(panic);
+/// Gives every borrowed value frame of this thread a reference of its own:
+/// a cell is about to publish, which may drop the bindings they borrow from
+/// (see the module docs). Runs no user code.
+#[cold]
+#[inline(never)]
+pub(crate) fn own_borrowed() {
+    let _ = FRAMES.try_with(|frames| {
+        for frame in frames.borrow_mut().iter_mut() {
+            if let Frame::Value { held, .. } = frame {
+                if let Held::Borrowed(ptr) = held {
+                    // SAFETY: still alive: the publish that may drop it has
+                    // not happened yet (module docs).
+                    *held = Held::Owned(unsafe { ptr.as_ref() }.clone());
                 }
             }
         }
-        first
-    })
-    .flatten()
+    });
 }
 
 /// Resumes a hook's panic, unless the thread is unwinding already (then it

@@ -25,8 +25,11 @@
 //! `tracing` feature, the span mirror installs itself the first time a copy
 //! is made while a span is current.
 
+use std::any::Any;
+
 use crate::cell::ContextCell;
 use crate::context::Context;
+use crate::current;
 use crate::hook::{self, Hook};
 use crate::var::ContextVar;
 
@@ -79,13 +82,28 @@ pub trait Mirror: Send + Sync + 'static {
     /// was entered on this thread.
     fn enter(&self, value: &Self::Value);
 
-    /// Takes `value` out again: its context is being left. Calls nest: the
-    /// exit matches the latest enter not yet exited on this thread.
+    /// Takes `value` out again: its context is being left. `value` is the
+    /// one the matching [`enter`](Mirror::enter) was given, even if the run
+    /// set the variable meanwhile. Calls nest: the exit matches the latest
+    /// enter not yet exited on this thread.
     fn exit(&self, value: &Self::Value);
 
     /// Whether two values are the same (then a capture equal to what the
     /// copy inherited is not stored again). `false` by default.
     fn same(&self, _a: &Self::Value, _b: &Self::Value) -> bool {
+        false
+    }
+
+    /// Whether `inherited` — the value a copy being made inherited — is the
+    /// third-party value current now. Then nothing is captured: the copy
+    /// keeps it, and [`capture`](Mirror::capture) is not called. A cheap
+    /// test here (an id compared, nothing cloned) is what makes copies made
+    /// inside a mirrored context cheap: a task spawning in its request's
+    /// span. `false` by default.
+    ///
+    /// It runs while the copy's bindings are being read: setting a
+    /// variable, or entering or copying a context, from it panics.
+    fn is_current(&self, _inherited: &Self::Value) -> bool {
         false
     }
 }
@@ -103,35 +121,45 @@ pub fn install_mirror<M: Mirror>(mirror: &'static M) {
 /// A [`Mirror`] behind the type-erased [`Hook`].
 struct Adapter<M: 'static>(&'static M);
 
+impl<M: Mirror> Adapter<M> {
+    /// A value of this mirror's variable, as the registry hands it back.
+    fn typed(value: &(dyn Any + Send + Sync)) -> &M::Value {
+        value
+            .downcast_ref()
+            .expect("baton: a mirror was given a value of another type")
+    }
+}
+
 impl<M: Mirror> Hook for Adapter<M> {
-    fn enter(&self) -> bool {
-        self.0.var().with(|value| match value {
-            Some(value) => {
-                self.0.enter(value);
-                true
-            }
-            None => false,
-        })
+    fn key(&self) -> u64 {
+        self.0.var().key()
     }
 
-    fn exit(&self) {
-        self.0.var().with(|value| {
-            if let Some(value) = value {
-                self.0.exit(value);
-            }
-        })
+    fn enter(&self, value: &(dyn Any + Send + Sync)) {
+        self.0.enter(Self::typed(value));
+    }
+
+    fn exit(&self, value: &(dyn Any + Send + Sync)) {
+        self.0.exit(Self::typed(value));
     }
 
     fn capture(&self) {
+        let var = self.0.var();
+        // Inherited and still current: nothing to capture, nothing cloned.
+        let key = var.key();
+        let kept = current::with_map(|copy| {
+            copy.get(key)
+                .is_some_and(|inherited| self.0.is_current(Self::typed(&**inherited)))
+        });
+        if kept {
+            return;
+        }
         if let Some(value) = self.0.capture() {
-            let inherited = self
-                .0
-                .var()
-                .with(|old| old.is_some_and(|old| self.0.same(old, &value)));
+            let inherited = var.with(|old| old.is_some_and(|old| self.0.same(old, &value)));
             if !inherited {
                 // Set in the copy, which the caller has entered; the token
                 // is not needed: the copy is new.
-                let _ = self.0.var().set(value);
+                let _ = var.set(value);
             }
         }
     }

@@ -48,6 +48,14 @@ impl Mirror for SpanMirror {
     fn same(&self, a: &Span, b: &Span) -> bool {
         a.id().is_some() && a.id() == b.id()
     }
+
+    fn is_current(&self, inherited: &Span) -> bool {
+        // The current span's id, read without cloning the span.
+        let Some(id) = inherited.id() else {
+            return false;
+        };
+        tracing::dispatcher::get_default(|dispatch| dispatch.current_span().id() == Some(&id))
+    }
 }
 
 /// Whether a copy might have a span to capture.

@@ -13,6 +13,8 @@ thread_local! {
     static LEGACY: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     /// What a code that knows no contexts would call "current".
     static LEGACY_CURRENT: Cell<u32> = const { Cell::new(0) };
+    /// How many times `capture` ran on this thread.
+    static CAPTURES: Cell<u32> = const { Cell::new(0) };
 }
 
 static ID: ContextVar<u32> = ContextVar::new("legacy_id");
@@ -31,7 +33,11 @@ impl Mirror for Legacy {
         &ID
     }
     fn capture(&self) -> Option<u32> {
+        CAPTURES.with(|c| c.set(c.get() + 1));
         Some(LEGACY_CURRENT.with(Cell::get)).filter(|id| *id != 0)
+    }
+    fn is_current(&self, inherited: &u32) -> bool {
+        LEGACY_CURRENT.with(Cell::get) == *inherited
     }
     fn enter(&self, id: &u32) {
         match *id {
@@ -157,5 +163,50 @@ fn a_re_entrant_hook_runs_without_recursing() {
     install();
     let ctx = context_with(REENTER);
     ctx.run(|| assert_eq!(mirrored(), [REENTER]));
+    assert_clean();
+}
+
+#[test]
+fn exit_is_given_the_value_enter_was_even_after_the_run_replaced_it() {
+    install();
+    // The context's bindings are the only holder of 7.
+    let ctx = context_with(7);
+    ctx.run(|| {
+        assert_eq!(mirrored(), [7]);
+        // The run replaces the value, then enters another context: that
+        // publishes the run's bindings and drops the ones that held 7.
+        // Mirrors are set only by their capture; this one misbehaves, and
+        // the hook still exits with the value it entered (which must still
+        // be alive: Miri runs this test).
+        let _ = ID.set(8);
+        Context::new().run(|| assert_eq!(mirrored(), [7]));
+        assert_eq!(ID.get(), Some(8));
+    });
+    assert_clean();
+    assert_eq!(ctx.get(&ID), Some(8));
+    // The next entry mirrors what the context holds now.
+    ctx.run(|| assert_eq!(mirrored(), [8]));
+    assert_clean();
+}
+
+#[test]
+fn a_copy_made_where_its_value_is_current_keeps_the_inherited_one() {
+    install();
+    let captures = || CAPTURES.with(Cell::get);
+    let ctx = context_with(5);
+    ctx.run(|| {
+        // The inherited 5 is current: nothing is captured.
+        LEGACY_CURRENT.with(|c| c.set(5));
+        let before = captures();
+        assert_eq!(copy_context().get(&ID), Some(5));
+        assert_eq!(captures(), before, "capture skipped");
+        // Another value is current: the copy captures it.
+        LEGACY_CURRENT.with(|c| c.set(6));
+        assert_eq!(copy_context().get(&ID), Some(6));
+        assert_eq!(captures(), before + 1);
+        // Nothing current: the copy keeps what it inherited.
+        LEGACY_CURRENT.with(|c| c.set(0));
+        assert_eq!(copy_context().get(&ID), Some(5));
+    });
     assert_clean();
 }
