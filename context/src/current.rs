@@ -670,16 +670,16 @@ pub(crate) fn run_mirrored<R>(entered: Entered, f: impl FnOnce() -> R) -> R {
     let key = entered.inner.addr();
     // SAFETY: `entered` has the cell entered and keeps it alive; the frames
     // are popped by `leave` below, before `entered` is dropped.
-    unsafe {
+    let pushed = unsafe {
         entered
             .inner
             .with_map(|published| hook::push(key, published))
     };
     let result = catch_unwind(AssertUnwindSafe(|| {
-        hook::enter_pushed();
+        hook::enter_pushed(pushed);
         f()
     }));
-    let (exit_panic, _) = hook::leave(key);
+    let exit_panic = hook::leave(key);
     drop(entered);
     match result {
         Ok(r) => {

@@ -15,11 +15,11 @@
 //! # The values a hook holds between enter and exit
 //!
 //! Entering a context with hooks installed pushes, on a stack of this
-//! thread (`FRAMES`), a `Context` frame for it and a `Value` frame for each
-//! hook whose variable the context binds; leaving pops them, calling the
-//! hooks' `exit` with the very values their `enter` was given (innermost
-//! first). A `Value` frame *borrows* the value from the bindings the cell
-//! had published when it was entered: no reference count is touched, which
+//! thread (`FRAMES`), a frame for each hook whose variable the context
+//! binds, keyed by the context; leaving pops them, calling the hooks'
+//! `exit` with the very values their `enter` was given (innermost first).
+//! A frame *borrows* the value from the bindings the cell had published
+//! when it was entered: no reference count is touched, which
 //! matters because every task spawned in one span shares that value — a
 //! clone and a drop per poll are two read-modify-writes on one cache line
 //! that every worker bounces.
@@ -43,6 +43,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
@@ -63,6 +64,10 @@ pub(crate) trait Hook: Sync {
     /// A copy of the current context is being made (and is entered now):
     /// store the third-party value current in the caller into it.
     fn capture(&self);
+    /// Whether a copy of the current context, about to be made, would keep
+    /// what it inherits: [`Hook::capture`] would store nothing. Runs in the
+    /// caller's context, while it is being read.
+    fn keeps_inherited(&self) -> bool;
 }
 
 /// At most this many hooks (a process installs one per integration).
@@ -72,51 +77,56 @@ static HOOKS: [OnceLock<&'static dyn Hook>; MAX_HOOKS] = [const { OnceLock::new(
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// One entry of a thread's stack of entered contexts (see the module docs).
-enum Frame {
-    /// A context entered while hooks were installed: its cell's address (a
-    /// context is entered at most once per thread). The frames above it,
-    /// up to the next `Context`, are its values.
-    Context(usize),
-    /// The value hook `hook` is given for the context below; `entered` once
-    /// its `enter` returned (then `exit` follows).
-    Value { hook: u8, entered: bool, held: Held },
+/// A value a hook was given for a context entered on this thread (see
+/// the module docs). A context's frames are contiguous, in hook order, and
+/// a context whose variables no hook mirrors has none.
+struct Frame {
+    /// The context's key: its cell's address (a context is entered at most
+    /// once per thread at a time, so the keys on the stack are distinct).
+    key: usize,
+    /// The value, in the entered cell's published bindings; not read once
+    /// `owned` is set.
+    value: NonNull<Value>,
+    /// A reference of the frame's own, taken by [`own_borrowed`] before
+    /// those bindings may be dropped.
+    owned: Option<Value>,
+    /// The hook's index, and whether its `enter` returned (then `exit`
+    /// follows): `hook | ENTERED`.
+    state: usize,
 }
 
-/// A value a [`Frame::Value`] holds.
-enum Held {
-    /// In the entered cell's published bindings (see the module docs).
-    Borrowed(NonNull<Value>),
-    /// A reference of the frame's own.
-    Owned(Value),
-}
+/// `Frame::state`: the hook's `enter` returned.
+const ENTERED: usize = 1 << 8;
 
-impl Held {
+impl Frame {
     /// The value, as hooks receive it: a reference into its allocation.
     ///
     /// # Safety
-    /// The frame holding `self` stays on the stack while the reference is
-    /// used (so that [`own_borrowed`] can keep the allocation alive).
+    /// The frame stays on the stack while the reference is used (so that
+    /// [`own_borrowed`] can keep the allocation alive).
     unsafe fn get<'a>(&self) -> &'a (dyn Any + Send + Sync) {
-        let value: *const (dyn Any + Send + Sync) = match self {
-            // SAFETY: a borrowed value is alive until `own_borrowed` turns
-            // it into an owned one (module docs).
-            Held::Borrowed(ptr) => &**unsafe { ptr.as_ref() },
-            Held::Owned(value) => &**value,
+        let value: *const (dyn Any + Send + Sync) = match &self.owned {
+            Some(value) => &**value,
+            // SAFETY: a borrowed value is alive until `own_borrowed` gives
+            // the frame its own reference (module docs).
+            None => &**unsafe { self.value.as_ref() },
         };
         // SAFETY: the allocation lives as long as some frame or map holds a
         // reference, which the frame does or gets before the map lets go
         // (contract, module docs).
         unsafe { &*value }
     }
+
+    fn hook(&self) -> Option<&'static dyn Hook> {
+        HOOKS[self.state & (ENTERED - 1)].get().copied()
+    }
 }
 
 thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
-    /// The contexts entered on this thread with hooks installed, innermost
-    /// last, with the values mirrored in for each. Kept here rather than in
-    /// the entry guard, so that the guard (returned on every entry) does not
-    /// grow.
+    /// The values mirrored in for the contexts entered on this thread,
+    /// innermost last. Kept here rather than in the entry guard, so that the
+    /// guard (returned on every entry) does not grow.
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -158,65 +168,57 @@ pub(crate) fn suspended<R>(f: impl FnOnce() -> R) -> Option<R> {
 }
 
 /// Pushes the frames of the context `key` just entered, whose published
-/// bindings are `published`: the context's frame, and a borrowed value for
-/// each hook whose variable it binds (none while hooks are suspended). Runs
-/// no user code.
+/// bindings are `published`: a borrowed value for each hook whose variable
+/// it binds (none while hooks are suspended). Returns where they are, for
+/// [`enter_pushed`]. Runs no user code.
 ///
 /// # Safety
 /// `published` are the bindings the cell entered as `key` has published,
 /// and the frames are popped by [`leave`] before the cell is left.
-pub(crate) unsafe fn push(key: usize, published: &Map) {
-    let suspended = IN_HOOK.try_with(Cell::get).unwrap_or(true);
-    let _ = FRAMES.try_with(|frames| {
-        let mut frames = frames.borrow_mut();
-        frames.push(Frame::Context(key));
-        if suspended {
-            return;
-        }
-        let n = COUNT.load(Ordering::Acquire);
-        for (i, hook) in HOOKS[..n].iter().enumerate() {
-            let Some(hook) = hook.get() else { continue };
-            if let Some(value) = published.get(hook.key()) {
-                frames.push(Frame::Value {
-                    hook: i as u8,
-                    entered: false,
-                    held: Held::Borrowed(NonNull::from(value)),
-                });
+pub(crate) unsafe fn push(key: usize, published: &Map) -> Range<usize> {
+    if IN_HOOK.try_with(Cell::get).unwrap_or(true) {
+        return 0..0;
+    }
+    FRAMES
+        .try_with(|frames| {
+            let mut frames = frames.borrow_mut();
+            let start = frames.len();
+            let n = COUNT.load(Ordering::Acquire);
+            for (i, hook) in HOOKS[..n].iter().enumerate() {
+                let Some(hook) = hook.get() else { continue };
+                if let Some(value) = published.get(hook.key()) {
+                    frames.push(Frame {
+                        key,
+                        value: NonNull::from(value),
+                        owned: None,
+                        state: i,
+                    });
+                }
             }
-        }
-    });
+            start..frames.len()
+        })
+        .unwrap_or(0..0)
 }
 
-/// Calls the `enter` of every hook [`push`] gave a value, in order. A hook
-/// that panics unwinds from here; the frames stay, for [`leave`] to exit
-/// the hooks entered before it.
-pub(crate) fn enter_pushed() {
+/// Calls the `enter` of every hook [`push`] gave a value (`pushed`), in
+/// order. A hook that panics unwinds from here; the frames stay, for
+/// [`leave`] to exit the hooks entered before it.
+pub(crate) fn enter_pushed(pushed: Range<usize>) {
+    if pushed.is_empty() {
+        return;
+    }
     suspended(|| {
-        // The first value frame of the top context.
-        let (mut at, len) = FRAMES.with(|frames| {
-            let frames = frames.borrow();
-            let top = frames
-                .iter()
-                .rposition(|f| matches!(f, Frame::Context(_)))
-                .expect("push came first");
-            (top + 1, frames.len())
-        });
-        while at < len {
-            let (hook, value) = FRAMES.with(|frames| match &frames.borrow()[at] {
+        for at in pushed {
+            let (hook, value) = FRAMES.with(|frames| {
+                let frame = &frames.borrow()[at];
                 // SAFETY: the frame stays on the stack during the call (user
                 // code pops only frames it pushed).
-                Frame::Value { hook, held, .. } => (*hook, unsafe { held.get() }),
-                Frame::Context(_) => unreachable!("a value frame"),
+                (frame.hook(), unsafe { frame.get() })
             });
-            if let Some(hook) = HOOKS[hook as usize].get() {
+            if let Some(hook) = hook {
                 hook.enter(value);
             }
-            FRAMES.with(|frames| {
-                if let Frame::Value { entered, .. } = &mut frames.borrow_mut()[at] {
-                    *entered = true;
-                }
-            });
-            at += 1;
+            FRAMES.with(|frames| frames.borrow_mut()[at].state |= ENTERED);
         }
     });
 }
@@ -224,60 +226,48 @@ pub(crate) fn enter_pushed() {
 /// The context `key` is being left: pops its frames, calling `exit` on the
 /// hooks that entered a value, innermost first, with that value. Every one
 /// is called even if some panic; returns the first panic, for the caller to
-/// resume once it has left the context, and whether `key`'s frame was there.
-pub(crate) fn leave(key: usize) -> (Option<Box<dyn Any + Send>>, bool) {
+/// resume once it has left the context.
+pub(crate) fn leave(key: usize) -> Option<Box<dyn Any + Send>> {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             let _ = IN_HOOK.try_with(|h| h.set(self.0));
         }
     }
-    let Ok(outer) = IN_HOOK.try_with(|h| h.replace(true)) else {
-        return (None, false);
+    // The top frame, if it is one of `key`'s: its hook if it entered, and
+    // its value.
+    type Top = Option<(Option<&'static dyn Hook>, &'static (dyn Any + Send + Sync))>;
+    let top = || -> Top {
+        FRAMES
+            .try_with(|frames| {
+                let frames = frames.borrow();
+                let frame = frames.last().filter(|f| f.key == key)?;
+                let hook = (frame.state & ENTERED != 0).then(|| frame.hook()).flatten();
+                // SAFETY: the frame stays on the stack during the call.
+                Some((hook, unsafe { frame.get() }))
+            })
+            .ok()
+            .flatten()
     };
+    // Nothing to exit (the usual context, with no mirrored value): done.
+    let mut next = Some(top()?);
+    let outer = IN_HOOK.try_with(|h| h.replace(true)).unwrap_or(true);
     let _restore = Restore(outer);
     let mut first = None;
-    loop {
-        // The top frame, if it is one of `key`'s: a value to exit first.
-        let top = FRAMES.try_with(|frames| {
-            let frames = frames.borrow();
-            match frames.last() {
-                Some(Frame::Value {
-                    hook,
-                    entered,
-                    held,
-                }) => {
-                    // SAFETY: the frame stays on the stack during the call.
-                    Some(Some((*entered).then(|| (*hook, unsafe { held.get() }))))
-                }
-                Some(Frame::Context(k)) if *k == key => Some(None),
-                _ => None,
+    while let Some((hook, value)) = next {
+        if let Some(hook) = hook {
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook.exit(value))) {
+                first.get_or_insert(panic);
             }
-        });
-        let Ok(Some(top)) = top else {
-            return (first, false);
-        };
-        let popped = match top {
-            None => {
-                FRAMES.with(|frames| frames.borrow_mut().pop());
-                return (first, true);
-            }
-            Some(entered) => {
-                if let Some((hook, value)) = entered {
-                    if let Some(hook) = HOOKS[hook as usize].get() {
-                        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| hook.exit(value))) {
-                            first.get_or_insert(panic);
-                        }
-                    }
-                }
-                FRAMES.with(|frames| frames.borrow_mut().pop())
-            }
-        };
+        }
+        let popped = FRAMES.with(|frames| frames.borrow_mut().pop());
         // An owned value's drop may run user code: outside the borrow.
         if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(popped))) {
             first.get_or_insert(panic);
         }
+        next = top();
     }
+    first
 }
 
 /// Gives every borrowed value frame of this thread a reference of its own:
@@ -288,12 +278,10 @@ pub(crate) fn leave(key: usize) -> (Option<Box<dyn Any + Send>>, bool) {
 pub(crate) fn own_borrowed() {
     let _ = FRAMES.try_with(|frames| {
         for frame in frames.borrow_mut().iter_mut() {
-            if let Frame::Value { held, .. } = frame {
-                if let Held::Borrowed(ptr) = held {
-                    // SAFETY: still alive: the publish that may drop it has
-                    // not happened yet (module docs).
-                    *held = Held::Owned(unsafe { ptr.as_ref() }.clone());
-                }
+            if frame.owned.is_none() {
+                // SAFETY: still alive: the publish that may drop it has not
+                // happened yet (module docs).
+                frame.owned = Some(unsafe { frame.value.as_ref() }.clone());
             }
         }
     });
@@ -313,6 +301,16 @@ pub(crate) fn resume(panic: Option<Box<dyn std::any::Any + Send>>) {
 /// How many hooks are installed.
 pub(crate) fn count() -> usize {
     COUNT.load(Ordering::Acquire)
+}
+
+/// Whether every installed hook would keep what a copy of the current
+/// context inherits ([`Hook::keeps_inherited`]): then the copy need not be
+/// entered to capture.
+pub(crate) fn all_keep_inherited() -> bool {
+    let n = COUNT.load(Ordering::Acquire);
+    HOOKS[..n]
+        .iter()
+        .all(|hook| hook.get().is_some_and(|hook| hook.keeps_inherited()))
 }
 
 /// Calls the `capture` of the first `n` hooks (inside the copy being made,

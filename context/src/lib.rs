@@ -67,6 +67,7 @@
 //! | a [`Mirror`]'s `enter` (any entry, when mirrors are installed) | the context entered, before the run | propagates from `run`; the run never starts; the hooks entered before it exit; the context is left | works; hooks do not nest (no hook runs for contexts a hook enters) |
 //! | a [`Mirror`]'s `exit` | the context being left, after the run | resumed from `run` after the context is left (dropped if the run is unwinding) | works, as above |
 //! | a [`Mirror`]'s `capture` (a copy being made) | the new copy, entered for it, hooks suspended | propagates from the copy; the copy is dropped | works, as above |
+//! | a [`Mirror`]'s `is_current` (a copy being made, before `capture`) | the caller's context (whose bindings the copy has) or the new copy, being read, hooks suspended | propagates from the copy; the copy is dropped | setting a variable, entering or copying a context panics ("modified while it was being read"); nothing is claimed |
 //! | a `set` refused by a sealed thread ([`seal_thread`]): the value's drop | the thread's base context, before `set` panics | reported by the panic hook, then dropped; `set`'s own panic propagates | works; a `set` there is refused too |
 //!
 //! Nothing user code does at any of these points leaves the thread's

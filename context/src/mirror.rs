@@ -143,17 +143,20 @@ impl<M: Mirror> Hook for Adapter<M> {
         self.0.exit(Self::typed(value));
     }
 
-    fn capture(&self) {
-        let var = self.0.var();
+    fn keeps_inherited(&self) -> bool {
         // Inherited and still current: nothing to capture, nothing cloned.
-        let key = var.key();
-        let kept = current::with_map(|copy| {
-            copy.get(key)
+        let key = self.0.var().key();
+        current::with_map(|map| {
+            map.get(key)
                 .is_some_and(|inherited| self.0.is_current(Self::typed(&**inherited)))
-        });
-        if kept {
+        })
+    }
+
+    fn capture(&self) {
+        if self.keeps_inherited() {
             return;
         }
+        let var = self.0.var();
         if let Some(value) = self.0.capture() {
             let inherited = var.with(|old| old.is_some_and(|old| self.0.same(old, &value)));
             if !inherited {
@@ -190,7 +193,11 @@ fn builtin_may_capture() -> bool {
 #[cold]
 #[inline(never)]
 pub(crate) fn captured_cell(copy: ContextCell) -> ContextCell {
-    hook::suspended(|| copy.run(capture_all));
+    hook::suspended(|| {
+        if !keeps_all() {
+            copy.run(capture_all);
+        }
+    });
     copy
 }
 
@@ -198,8 +205,21 @@ pub(crate) fn captured_cell(copy: ContextCell) -> ContextCell {
 #[cold]
 #[inline(never)]
 pub(crate) fn captured(copy: Context) -> Context {
-    hook::suspended(|| copy.run(capture_all));
+    hook::suspended(|| {
+        if !keeps_all() {
+            copy.run(capture_all);
+        }
+    });
     copy
+}
+
+/// Whether the copy being made would capture nothing: every mirror keeps
+/// what it inherits (its value is current in the caller, whose bindings
+/// the copy has), and no built-in one is still to install itself. Then
+/// the copy is not entered at all — the usual case for a task spawned by
+/// a task in a span.
+fn keeps_all() -> bool {
+    !builtin_may_capture() && hook::all_keep_inherited()
 }
 
 fn capture_all() {
