@@ -34,7 +34,9 @@ use baton_benches::workloads::executor as w;
 use clap::Parser;
 use serde_json::Value;
 
-const GROUPS: [&str; 6] = ["executor", "bridge", "context", "workers", "vars", "io"];
+const GROUPS: [&str; 7] = [
+    "executor", "bridge", "context", "workers", "vars", "io", "spans",
+];
 
 /// Side-by-side benchmark report: baton vs tokio, async-executor, rayon and
 /// CPython, interleaved round by round; writes BENCHMARKS.md and PNG plots.
@@ -58,7 +60,8 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these groups (repeat or comma-separate): executor, bridge,
-    /// context, workers, vars, io (io runs only when named here).
+    /// context, workers, vars, io, spans (io runs only when named here;
+    /// spans runs last: it leaves the span mirror installed).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// io: measured seconds per network cell (default 3; --quick 1).
@@ -438,6 +441,27 @@ fn report() {
         }
         io_headline = g.headline;
         groups_out.push(g.group);
+    }
+
+    if want("spans") {
+        // Last: the span mirror it installs stays for the process.
+        eprintln!("report: spans");
+        let wls = groups::spans(settings, workers);
+        groups_out.push(Group {
+            id: "spans".into(),
+            title: format!("Spans that follow the work ({workers} workers)"),
+            intro: format!(
+                "baton's `tracing` mirror, which carries the span current at a spawn into the task, \
+                 against the hand-written way, `.instrument(span.clone())` on each spawned future \
+                 (`benches/src/workloads/spans.rs`). Both poll every task inside the span; a \
+                 `tracing-subscriber` registry is the global subscriber. One iteration: {} tasks \
+                 spawned and awaited. Here \"baton\" is the first system of each row, `follow`; \
+                 the target is ≤ 1.1× `.instrument(span)`.",
+                baton_benches::workloads::spans::TASKS
+            ),
+            workloads: wls,
+            extra: String::new(),
+        });
     }
 
     let load_end = load_average();

@@ -177,6 +177,48 @@ fn factor_context() -> Context {
     ctx
 }
 
+/// Spans that follow the work vs `.instrument(span)` by hand, on one baton
+/// runtime with `workers` workers (`workloads/spans.rs`). It installs a
+/// global `tracing` subscriber, and with the first span captured the span
+/// mirror, for the rest of the process: the report runs it last.
+pub fn spans(s: Settings, workers: usize) -> Vec<Workload> {
+    use crate::workloads::spans as sp;
+    sp::install_subscriber();
+    let rt = baton::Builder::new()
+        .worker_threads(workers)
+        .build()
+        .expect("baton runtime");
+    let span = sp::request_span();
+    let mut guard = vec![
+        System::new("follow", || sp::follow(&rt, &span)),
+        System::new(".instrument(span)", || sp::instrument(&rt, &span)),
+    ];
+    let guard = interleave(s, &mut guard);
+    let mut task = vec![
+        System::new("follow, from a task in the span", || {
+            sp::follow_from_a_task(&rt, &span)
+        }),
+        System::new(".instrument(span)", || sp::instrument(&rt, &span)),
+    ];
+    let task = interleave(s, &mut task);
+    vec![
+        wl(
+            format!(
+                "{} tasks spawned in a span entered by a guard, each yields once",
+                sp::TASKS
+            ),
+            guard,
+        ),
+        wl(
+            format!(
+                "{} tasks spawned by a task in the span, each yields once",
+                sp::TASKS
+            ),
+            task,
+        ),
+    ]
+}
+
 /// Bridge: `run_blocking` vs tokio `spawn_blocking` vs bare rayon; and
 /// `.in_context()` on a parallel sum.
 pub fn bridge(s: Settings, workers: usize) -> Vec<Workload> {

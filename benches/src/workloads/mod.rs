@@ -3,3 +3,4 @@
 pub mod bridge;
 pub mod context;
 pub mod executor;
+pub mod spans;
