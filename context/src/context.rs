@@ -90,6 +90,17 @@ impl ContextCell {
         Ok(f())
     }
 
+    /// [`ContextCell::try_run`] without the mirror hooks: for runs where
+    /// they would mirror nothing — the cell's bindings taken out (its drop),
+    /// or the hooks suspended (a copy capturing) — so that those skip
+    /// `run_mirrored`'s frames and unwinding guard.
+    #[inline]
+    pub(crate) fn try_run_unmirrored<R>(&self, f: impl FnOnce() -> R) -> Result<R, ContextError> {
+        // SAFETY: as in `try_run`.
+        let _entered = unsafe { current::enter(CellPtr::unshared(self), Claim::Contended) }?;
+        Ok(f())
+    }
+
     /// Whether this is the current context of the calling thread.
     pub fn is_current(&self) -> bool {
         current::with_map_if_current(self, |_| ()).is_some()
@@ -133,7 +144,8 @@ impl Drop for ContextCell {
 fn drop_inside(cell: &mut ContextCell, mut map: Map) {
     loop {
         let mut held = Some(map);
-        if cell.try_run(|| drop(held.take())).is_err() {
+        // No mirror hook has anything to mirror: the bindings are out.
+        if cell.try_run_unmirrored(|| drop(held.take())).is_err() {
             // Entered for good: a thread's base cell, dropped at exit.
             drop(held);
             return;

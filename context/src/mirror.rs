@@ -195,7 +195,9 @@ fn builtin_may_capture() -> bool {
 pub(crate) fn captured_cell(copy: ContextCell) -> ContextCell {
     hook::suspended(|| {
         if !keeps_all() {
-            copy.run(capture_all);
+            // Hooks are suspended: entering the copy runs none.
+            copy.try_run_unmirrored(capture_all)
+                .expect("a new copy is not entered");
         }
     });
     copy
