@@ -26,11 +26,14 @@
 //! is made while a span is current.
 
 use std::any::Any;
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 
 use crate::cell::ContextCell;
 use crate::context::Context;
 use crate::current;
 use crate::hook::{self, Hook};
+use crate::map::Value;
 use crate::var::ContextVar;
 
 /// A third-party thread-local that follows the context (see the module
@@ -157,15 +160,59 @@ impl<M: Mirror> Hook for Adapter<M> {
             return;
         }
         let var = self.0.var();
+        // The value this thread captured last, if it is still alive and
+        // current: shared rather than captured again — no allocation, no
+        // clone of the third-party value.
+        let me = self as *const Self as usize;
+        if let Some(value) = last_captured(me) {
+            if self.0.is_current(Self::typed(&*value)) {
+                var.bind_shared(value);
+                return;
+            }
+        }
         if let Some(value) = self.0.capture() {
             let inherited = var.with(|old| old.is_some_and(|old| self.0.same(old, &value)));
             if !inherited {
-                // Set in the copy, which the caller has entered; the token
-                // is not needed: the copy is new.
-                let _ = var.set(value);
+                // Bound in the copy, which the caller has entered; no token
+                // is needed: the copy is new.
+                let value: Value = Arc::new(value);
+                remember_captured(me, &value);
+                var.bind_shared(value);
             }
         }
     }
+}
+
+thread_local! {
+    /// Per mirror (by its adapter's address), the value this thread
+    /// captured last, held weakly: it neither keeps the value alive (a
+    /// span still closes when its last context lets it go) nor is used once
+    /// it is gone. Copies made in a row under one span share one value.
+    static LAST_CAPTURED: RefCell<Vec<(usize, Weak<dyn Any + Send + Sync>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// The value mirror `me` captured last on this thread, if still alive.
+fn last_captured(me: usize) -> Option<Value> {
+    LAST_CAPTURED
+        .try_with(|last| {
+            let last = last.borrow();
+            last.iter().find(|(m, _)| *m == me)?.1.upgrade()
+        })
+        .ok()
+        .flatten()
+}
+
+/// Remembers `value` as what mirror `me` captured last on this thread.
+fn remember_captured(me: usize, value: &Value) {
+    let weak = Arc::downgrade(value);
+    let _ = LAST_CAPTURED.try_with(|last| {
+        let mut last = last.borrow_mut();
+        match last.iter_mut().find(|(m, _)| *m == me) {
+            Some(slot) => slot.1 = weak,
+            None => last.push((me, weak)),
+        }
+    });
 }
 
 /// Whether a copy being made must capture (cheap: one or two loads).

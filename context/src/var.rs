@@ -189,6 +189,18 @@ impl<T: Send + Sync + 'static> ContextVar<T> {
         })
     }
 
+    /// Binds an already shared `value` (a `T`) in the current context, with
+    /// no token: how a mirror stores a value it captured (`mirror.rs`).
+    pub(crate) fn bind_shared(&self, value: Value) {
+        debug_assert!(value.is::<T>());
+        let key = self.key();
+        let old = current::with_mut(Write::Set(&self.name), |current| {
+            current.map_mut().insert(key, self.name, value)
+        });
+        // Dropped after the thread-local borrow ends (as in `reset`).
+        drop(old);
+    }
+
     /// Restores the binding from before the `set` that made `token`: the old
     /// value, or no binding if the variable was unbound then (S5).
     ///

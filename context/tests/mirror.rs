@@ -210,3 +210,77 @@ fn a_copy_made_where_its_value_is_current_keeps_the_inherited_one() {
     });
     assert_clean();
 }
+
+/// A second mirror, whose values are shared handles: what a capture
+/// stores, and how long it lives, can be counted.
+#[derive(Clone)]
+struct Handle(std::sync::Arc<()>);
+
+thread_local! {
+    static HANDLE_CURRENT: RefCell<Option<Handle>> = const { RefCell::new(None) };
+}
+
+static HANDLE: ContextVar<Handle> = ContextVar::new("handle");
+
+struct HandleMirror;
+
+impl Mirror for HandleMirror {
+    type Value = Handle;
+    fn var(&self) -> &'static ContextVar<Handle> {
+        &HANDLE
+    }
+    fn capture(&self) -> Option<Handle> {
+        HANDLE_CURRENT.with(|c| c.borrow().clone())
+    }
+    fn enter(&self, _: &Handle) {}
+    fn exit(&self, _: &Handle) {}
+    fn is_current(&self, inherited: &Handle) -> bool {
+        HANDLE_CURRENT.with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|h| std::sync::Arc::ptr_eq(&h.0, &inherited.0))
+        })
+    }
+}
+
+static HANDLE_MIRROR: HandleMirror = HandleMirror;
+
+#[test]
+fn copies_made_in_a_row_share_one_capture_which_still_dies_with_them() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| install_mirror(&HANDLE_MIRROR));
+    let probe = std::sync::Arc::new(());
+    let set_current = |h: Option<Handle>| HANDLE_CURRENT.with(|c| *c.borrow_mut() = h);
+    set_current(Some(Handle(probe.clone())));
+    let first = copy_context();
+    assert_eq!(
+        std::sync::Arc::strong_count(&probe),
+        3,
+        "probe, current, captured"
+    );
+    let second = copy_context();
+    assert_eq!(
+        std::sync::Arc::strong_count(&probe),
+        3,
+        "the second copy shares the first one's capture"
+    );
+    assert!(std::sync::Arc::ptr_eq(
+        &first.get(&HANDLE).unwrap().0,
+        &second.get(&HANDLE).unwrap().0
+    ));
+    set_current(None);
+    drop((first, second));
+    assert_eq!(
+        std::sync::Arc::strong_count(&probe),
+        1,
+        "nothing kept the captured value alive"
+    );
+    // Current again, the old capture gone: captured anew.
+    set_current(Some(Handle(probe.clone())));
+    let third = copy_context();
+    assert_eq!(std::sync::Arc::strong_count(&probe), 3);
+    set_current(None);
+    drop(third);
+    assert_eq!(std::sync::Arc::strong_count(&probe), 1);
+    assert_clean();
+}
