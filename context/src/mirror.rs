@@ -24,6 +24,16 @@
 //! With no mirror installed, entering costs one load more; with the
 //! `tracing` feature, the span mirror installs itself the first time a copy
 //! is made while a span is current.
+//!
+//! What keeps a mirror cheap when one is installed:
+//!
+//! * a copy whose inherited value is current in the caller
+//!   ([`Mirror::is_current`]) is not entered and captures nothing (a task
+//!   spawning in its request's span);
+//! * copies made in a row under one value share the value captured first,
+//!   which each thread remembers weakly (it keeps nothing alive);
+//! * entering and leaving borrow the value from the context's bindings
+//!   rather than cloning it (`hook.rs`).
 
 use std::any::Any;
 use std::cell::RefCell;

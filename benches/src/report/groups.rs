@@ -180,9 +180,16 @@ fn factor_context() -> Context {
 /// Spans that follow the work vs `.instrument(span)` by hand, on one baton
 /// runtime with `workers` workers (`workloads/spans.rs`). It installs a
 /// global `tracing` subscriber, and with the first span captured the span
-/// mirror, for the rest of the process: the report runs it last.
+/// mirror, for the rest of the process: the report runs it last. At least
+/// 200 rounds.
 pub fn spans(s: Settings, workers: usize) -> Vec<Workload> {
     use crate::workloads::spans as sp;
+    // An iteration is ~0.1 ms, and the two systems differ by a few
+    // percent: many rounds (still only a few seconds) steady the medians.
+    let s = Settings {
+        rounds: s.rounds.max(200),
+        ..s
+    };
     sp::install_subscriber();
     let rt = baton::Builder::new()
         .worker_threads(workers)
