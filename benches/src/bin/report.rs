@@ -455,8 +455,10 @@ fn report() {
                  against the hand-written way, `.instrument(span.clone())` on each spawned future \
                  (`benches/src/workloads/spans.rs`). Both poll every task inside the span; a \
                  `tracing-subscriber` registry is the global subscriber. One iteration: {} tasks \
-                 spawned and awaited. Here \"baton\" is the first system of each row, `follow`; \
-                 the target is ≤ 1.1× `.instrument(span)`.",
+                 spawned and awaited, from `block_on` in the first row and from a task in the \
+                 second (each compared with `.instrument` spawning from the same place: a worker \
+                 spawns to its own queue). Here \"baton\" is the first system of each row, \
+                 `follow`; the target is ≤ 1.1× `.instrument(span)`.",
                 baton_benches::workloads::spans::TASKS
             ),
             workloads: wls,

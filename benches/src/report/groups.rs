@@ -205,7 +205,9 @@ pub fn spans(s: Settings, workers: usize) -> Vec<Workload> {
         System::new("follow, from a task in the span", || {
             sp::follow_from_a_task(&rt, &span)
         }),
-        System::new(".instrument(span)", || sp::instrument(&rt, &span)),
+        System::new(".instrument(span), from a task", || {
+            sp::instrument_from_a_task(&rt, &span)
+        }),
     ];
     let task = interleave(s, &mut task);
     vec![

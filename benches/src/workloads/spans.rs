@@ -9,9 +9,14 @@
 //! * [`follow_from_a_task`] spawns from a task that already carries the
 //!   span in its context, as a request handler does: the copies inherit it;
 //! * [`instrument`] spawns outside any span, each future instrumented by
-//!   hand.
+//!   hand;
+//! * [`instrument_from_a_task`] does the same from a task, the control for
+//!   [`follow_from_a_task`]: spawns from a worker go to its own queue, where
+//!   spawns from `block_on` are injected, so each `follow` is compared with
+//!   the `instrument` that spawns from the same place.
 //!
-//! The target: `follow` ≤ 1.1 × `instrument`. A `tracing-subscriber`
+//! The target: `follow` ≤ 1.1 × `instrument`, and `follow_from_a_task` ≤
+//! 1.1 × `instrument_from_a_task`. A `tracing-subscriber`
 //! registry (no output) must be the global subscriber, as in a service:
 //! [`install_subscriber`]. Once a span has been captured the mirror stays
 //! installed for the rest of the process, so every later context entry
@@ -75,4 +80,20 @@ pub fn instrument(rt: &Runtime, span: &Span) {
             handle.await.unwrap();
         }
     })
+}
+
+/// Spawns [`TASKS`] tasks, each `.instrument(span)`ed, from a task outside
+/// any span (so nothing is captured): [`instrument`] from where
+/// [`follow_from_a_task`] spawns.
+pub fn instrument_from_a_task(rt: &Runtime, span: &Span) {
+    let span = span.clone();
+    let spawner = rt.spawn(async move {
+        let handles: Vec<_> = (0..TASKS)
+            .map(|_| baton::spawn(async { baton::yield_now().await }.instrument(span.clone())))
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    });
+    rt.block_on(spawner).unwrap()
 }
