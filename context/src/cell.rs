@@ -170,6 +170,15 @@ impl ContextCell {
         self.map.with(|slot| unsafe { (*slot).clone() })
     }
 
+    /// Runs `f` on the published bindings of an unshared cell (sound as
+    /// [`published`](Self::published) is; `f` must not reach the cell).
+    pub(crate) fn with_published<R>(&self, f: impl FnOnce(&Map) -> R) -> R {
+        debug_assert!(!self.entry.is_shared());
+        // SAFETY: as in `published`; `f` neither writes nor publishes into
+        // this cell, which it cannot reach.
+        self.map.with(|slot| f(unsafe { &*slot }))
+    }
+
     /// Takes the published bindings out, leaving the cell empty.
     pub(crate) fn take_published(&mut self) -> Map {
         // SAFETY: `&mut self`: nobody else can reach the cell.

@@ -675,11 +675,12 @@ pub(crate) fn run_mirrored<R>(entered: Entered, f: impl FnOnce() -> R) -> R {
             .inner
             .with_map(|published| hook::push(key, published))
     };
+    let outer = pushed.outer;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        hook::enter_pushed(pushed);
+        hook::enter_pushed(pushed.frames);
         f()
     }));
-    let exit_panic = hook::leave(key);
+    let exit_panic = hook::leave(key, outer);
     drop(entered);
     match result {
         Ok(r) => {

@@ -40,6 +40,32 @@
 //!
 //! The lookups read the cell's *published* bindings, never the thread's
 //! private copy, which a `set` could change in place.
+//!
+//! # Copies that share a capture
+//!
+//! A copy whose mirrors capture gets bindings of its own: the caller's,
+//! plus the captured values — a new root node per copy, allocated by the
+//! spawning thread and freed by a worker, and read by every poll of the
+//! task. Copies made in a row under one span would all get equal ones. So
+//! the thread remembers, in a [`Memo`], the bindings a copy was made from
+//! (`parent`) and what it held after capturing (`derived`), and the next
+//! copy made from the same `parent` gets `derived` itself
+//! ([`shared_capture`]) if every installed hook's value in it is still
+//! current — exactly what capturing anew would store.
+//!
+//! * *Same bindings.* The memo holds `parent`, so a root at that address is
+//!   that root, unchanged: a shared root is never updated in place (a `set`
+//!   in between copies the path, and the next copy's root differs).
+//! * *Same values.* Each hook's `is_current` is asked about its value in
+//!   `derived` (with no borrow held: it is user code).
+//! * *Bounded lifetime.* A memo belongs to the innermost context entered
+//!   with the hooks ([`push`] records it in `entered`; [`leave`] restores
+//!   the outer one and drops that context's memo, after its exits). A
+//!   captured value therefore outlives its last copy by at most the rest
+//!   of the run that made it. Contexts entered without the hooks (a cell's
+//!   drop, a capture, one entered before the first hook was installed) are
+//!   not recorded, and with no context recorded (a thread's base context,
+//!   which is never left) nothing is remembered.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -68,6 +94,9 @@ pub(crate) trait Hook: Sync {
     /// what it inherits: [`Hook::capture`] would store nothing. Runs in the
     /// caller's context, while it is being read.
     fn keeps_inherited(&self) -> bool;
+    /// Whether `value`, a value of this hook's variable, is the third-party
+    /// value current now (the mirror's `is_current`).
+    fn is_current(&self, value: &(dyn Any + Send + Sync)) -> bool;
 }
 
 /// At most this many hooks (a process installs one per integration).
@@ -122,12 +151,46 @@ impl Frame {
     }
 }
 
+/// The bindings copies were given by a capture made in the innermost
+/// context entered with the hooks (see [`shared_capture`]).
+struct Memo {
+    /// That context's key: the memo is dropped when it is left.
+    key: usize,
+    /// The bindings the copy was made from. Held, so that a root at the
+    /// same address is the same root, unchanged (a shared root is never
+    /// updated in place).
+    parent: Map,
+    /// What the copy held once it had captured.
+    derived: Map,
+}
+
+/// What this module keeps per thread.
+struct Frames {
+    /// The values mirrored in for the contexts entered on this thread,
+    /// innermost last.
+    stack: Vec<Frame>,
+    /// The key of the innermost context entered with the hooks
+    /// ([`push`]), or 0.
+    entered: usize,
+    /// At most one memo per entered context, innermost last; the top one
+    /// belongs to `entered`, if any does.
+    memos: Vec<Memo>,
+}
+
+/// [`Pushed::outer`] when [`push`] did not record the context.
+const UNRECORDED: usize = usize::MAX;
+
 thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
-    /// The values mirrored in for the contexts entered on this thread,
-    /// innermost last. Kept here rather than in the entry guard, so that the
-    /// guard (returned on every entry) does not grow.
-    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// Kept here rather than in the entry guard, so that the guard
+    /// (returned on every entry) does not grow.
+    static FRAMES: RefCell<Frames> = const {
+        RefCell::new(Frames {
+            stack: Vec::new(),
+            entered: 0,
+            memos: Vec::new(),
+        })
+    };
 }
 
 /// Installs `hook` for good.
@@ -167,21 +230,36 @@ pub(crate) fn suspended<R>(f: impl FnOnce() -> R) -> Option<R> {
     Some(f())
 }
 
+/// What [`push`] did, for [`enter_pushed`] and [`leave`].
+pub(crate) struct Pushed {
+    /// Where the frames are.
+    pub(crate) frames: Range<usize>,
+    /// The innermost entered context before this one, to restore on
+    /// leaving; [`UNRECORDED`] if this one was not recorded.
+    pub(crate) outer: usize,
+}
+
 /// Pushes the frames of the context `key` just entered, whose published
 /// bindings are `published`: a borrowed value for each hook whose variable
-/// it binds (none while hooks are suspended). Returns where they are, for
-/// [`enter_pushed`]. Runs no user code.
+/// it binds (none while hooks are suspended), and records it as the
+/// innermost context entered with the hooks. Runs no user code.
 ///
 /// # Safety
 /// `published` are the bindings the cell entered as `key` has published,
 /// and the frames are popped by [`leave`] before the cell is left.
-pub(crate) unsafe fn push(key: usize, published: &Map) -> Range<usize> {
+pub(crate) unsafe fn push(key: usize, published: &Map) -> Pushed {
+    const NOTHING: Pushed = Pushed {
+        frames: 0..0,
+        outer: UNRECORDED,
+    };
     if IN_HOOK.try_with(Cell::get).unwrap_or(true) {
-        return 0..0;
+        return NOTHING;
     }
     FRAMES
         .try_with(|frames| {
-            let mut frames = frames.borrow_mut();
+            let frames = &mut *frames.borrow_mut();
+            let outer = std::mem::replace(&mut frames.entered, key);
+            let frames = &mut frames.stack;
             let start = frames.len();
             let n = COUNT.load(Ordering::Acquire);
             for (i, hook) in HOOKS[..n].iter().enumerate() {
@@ -195,9 +273,12 @@ pub(crate) unsafe fn push(key: usize, published: &Map) -> Range<usize> {
                     });
                 }
             }
-            start..frames.len()
+            Pushed {
+                frames: start..frames.len(),
+                outer,
+            }
         })
-        .unwrap_or(0..0)
+        .unwrap_or(NOTHING)
 }
 
 /// Calls the `enter` of every hook [`push`] gave a value (`pushed`), in
@@ -210,7 +291,7 @@ pub(crate) fn enter_pushed(pushed: Range<usize>) {
     suspended(|| {
         for at in pushed {
             let (hook, value) = FRAMES.with(|frames| {
-                let frame = &frames.borrow()[at];
+                let frame = &frames.borrow().stack[at];
                 // SAFETY: the frame stays on the stack during the call (user
                 // code pops only frames it pushed).
                 (frame.hook(), unsafe { frame.get() })
@@ -218,16 +299,17 @@ pub(crate) fn enter_pushed(pushed: Range<usize>) {
             if let Some(hook) = hook {
                 hook.enter(value);
             }
-            FRAMES.with(|frames| frames.borrow_mut()[at].state |= ENTERED);
+            FRAMES.with(|frames| frames.borrow_mut().stack[at].state |= ENTERED);
         }
     });
 }
 
 /// The context `key` is being left: pops its frames, calling `exit` on the
-/// hooks that entered a value, innermost first, with that value. Every one
-/// is called even if some panic; returns the first panic, for the caller to
-/// resume once it has left the context.
-pub(crate) fn leave(key: usize) -> Option<Box<dyn Any + Send>> {
+/// hooks that entered a value, innermost first, with that value, then drops
+/// its memo, if it has one, and restores the innermost entered context
+/// `pushed` set aside. Every hook is called even if some panic; returns the
+/// first panic, for the caller to resume once it has left the context.
+pub(crate) fn leave(key: usize, outer: usize) -> Option<Box<dyn Any + Send>> {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -237,20 +319,35 @@ pub(crate) fn leave(key: usize) -> Option<Box<dyn Any + Send>> {
     // The top frame, if it is one of `key`'s: its hook if it entered, and
     // its value.
     type Top = Option<(Option<&'static dyn Hook>, &'static (dyn Any + Send + Sync))>;
+    fn top_of(frames: &Frames, key: usize) -> Top {
+        let frame = frames.stack.last().filter(|f| f.key == key)?;
+        let hook = (frame.state & ENTERED != 0).then(|| frame.hook()).flatten();
+        // SAFETY: the frame stays on the stack during the call.
+        Some((hook, unsafe { frame.get() }))
+    }
     let top = || -> Top {
         FRAMES
-            .try_with(|frames| {
-                let frames = frames.borrow();
-                let frame = frames.last().filter(|f| f.key == key)?;
-                let hook = (frame.state & ENTERED != 0).then(|| frame.hook()).flatten();
-                // SAFETY: the frame stays on the stack during the call.
-                Some((hook, unsafe { frame.get() }))
-            })
+            .try_with(|frames| top_of(&frames.borrow(), key))
             .ok()
             .flatten()
     };
-    // Nothing to exit (the usual context, with no mirrored value): done.
-    let mut next = Some(top()?);
+    let (mut next, memo) = FRAMES
+        .try_with(|frames| {
+            let frames = &mut *frames.borrow_mut();
+            if outer != UNRECORDED {
+                frames.entered = outer;
+            }
+            let memo = match frames.memos.last() {
+                Some(memo) if memo.key == key => frames.memos.pop(),
+                _ => None,
+            };
+            (top_of(frames, key), memo)
+        })
+        .unwrap_or((None, None));
+    // Nothing to exit nor drop (the usual context): done.
+    if next.is_none() && memo.is_none() {
+        return None;
+    }
     let outer = IN_HOOK.try_with(|h| h.replace(true)).unwrap_or(true);
     let _restore = Restore(outer);
     let mut first = None;
@@ -260,12 +357,16 @@ pub(crate) fn leave(key: usize) -> Option<Box<dyn Any + Send>> {
                 first.get_or_insert(panic);
             }
         }
-        let popped = FRAMES.with(|frames| frames.borrow_mut().pop());
+        let popped = FRAMES.with(|frames| frames.borrow_mut().stack.pop());
         // An owned value's drop may run user code: outside the borrow.
         if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(popped))) {
             first.get_or_insert(panic);
         }
         next = top();
+    }
+    // The memo's values, too, once no frame borrows from them.
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(memo))) {
+        first.get_or_insert(panic);
     }
     first
 }
@@ -277,7 +378,7 @@ pub(crate) fn leave(key: usize) -> Option<Box<dyn Any + Send>> {
 #[inline(never)]
 pub(crate) fn own_borrowed() {
     let _ = FRAMES.try_with(|frames| {
-        for frame in frames.borrow_mut().iter_mut() {
+        for frame in frames.borrow_mut().stack.iter_mut() {
             if frame.owned.is_none() {
                 // SAFETY: still alive: the publish that may drop it has not
                 // happened yet (module docs).
@@ -321,4 +422,77 @@ pub(crate) fn capture_first(n: usize) {
             hook.capture();
         }
     }
+}
+
+/// The bindings a copy of the current context, made from `parent`, is to
+/// be given, if a copy made earlier in this run of the innermost context
+/// entered with the hooks was made from those very bindings and captured
+/// values that are all still current: then capturing anew would store the
+/// same (equal spans, the one value kept by `LAST_CAPTURED` in `mirror.rs`),
+/// and copies made in a row share one set of bindings — no allocation, no
+/// entering, and one root that every task's lookups read.
+///
+/// Every installed hook must have its variable bound there, to a value
+/// its `is_current` accepts (user code: called with no borrow held, hooks
+/// suspended by the caller).
+pub(crate) fn shared_capture(parent: &Map) -> Option<Map> {
+    let derived = FRAMES
+        .try_with(|frames| {
+            let frames = frames.try_borrow().ok()?;
+            let memo = frames.memos.last()?;
+            (memo.key == frames.entered && memo.parent.ptr_eq(parent)).then(|| memo.derived.clone())
+        })
+        .ok()
+        .flatten()?;
+    all_current(&derived).then_some(derived)
+}
+
+/// Whether every installed hook's variable is bound in `map` to a value
+/// that is current ([`Hook::is_current`]).
+fn all_current(map: &Map) -> bool {
+    let n = COUNT.load(Ordering::Acquire);
+    HOOKS[..n].iter().all(|hook| {
+        hook.get().is_some_and(|hook| {
+            map.get(hook.key())
+                .is_some_and(|value| hook.is_current(&**value))
+        })
+    })
+}
+
+/// Remembers that a copy made from `parent` captured `derived`, for
+/// [`shared_capture`], while the innermost context entered with the hooks
+/// runs (none: nothing is remembered; a thread's base context is never
+/// left). Returns the memo it replaces, for the caller to drop (values'
+/// destructors are user code) — also when `derived` is not worth keeping,
+/// because some hook's variable is unbound in it.
+pub(crate) fn remember_capture(parent: Map, derived: Map) -> impl Sized {
+    let keep = all_bound(&derived);
+    let mut unused = Some((parent, derived));
+    let replaced = FRAMES
+        .try_with(|frames| {
+            let frames = &mut *frames.try_borrow_mut().ok()?;
+            let key = frames.entered;
+            let top = frames.memos.last().is_some_and(|memo| memo.key == key);
+            let replaced = if top { frames.memos.pop() } else { None };
+            if key != 0 && keep {
+                let (parent, derived) = unused.take()?;
+                frames.memos.push(Memo {
+                    key,
+                    parent,
+                    derived,
+                });
+            }
+            replaced
+        })
+        .ok()
+        .flatten();
+    (replaced, unused)
+}
+
+/// Whether every installed hook's variable is bound in `map`.
+fn all_bound(map: &Map) -> bool {
+    let n = COUNT.load(Ordering::Acquire);
+    HOOKS[..n]
+        .iter()
+        .all(|hook| hook.get().is_some_and(|hook| map.get(hook.key()).is_some()))
 }

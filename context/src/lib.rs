@@ -68,6 +68,8 @@
 //! | a [`Mirror`]'s `exit` | the context being left, after the run | resumed from `run` after the context is left (dropped if the run is unwinding) | works, as above |
 //! | a [`Mirror`]'s `capture` (a copy being made) | the new copy, entered for it, hooks suspended | propagates from the copy; the copy is dropped | works, as above |
 //! | a [`Mirror`]'s `is_current` (a copy being made, before `capture`) | the caller's context (whose bindings the copy has) or the new copy, being read, hooks suspended | propagates from the copy; the copy is dropped | setting a variable, entering or copying a context panics ("modified while it was being read"); nothing is claimed |
+//! | a [`Mirror`]'s `is_current` on the bindings an earlier copy of the same run captured into (a copy being made) | the caller's context, not being read, hooks suspended | propagates from the copy; the copy is dropped | works; hooks do not nest |
+//! | the end of a run whose copies shared a capture: the values the run kept for them are dropped (also when a copy captures something else) | the context being left, after the exit hooks (or the caller's), hooks suspended | resumed from `run` after the context is left, as an exit hook's (propagates from the copy) | works, as above |
 //! | a `set` refused by a sealed thread ([`seal_thread`]): the value's drop | the thread's base context, before `set` panics | reported by the panic hook, then dropped; `set`'s own panic propagates | works; a `set` there is refused too |
 //!
 //! Nothing user code does at any of these points leaves the thread's

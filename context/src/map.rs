@@ -575,7 +575,7 @@ impl<H: KeyHash> Map<H> {
     }
 
     /// Whether the two maps share their root (or are both empty).
-    #[cfg(any(test, debug_assertions, baton_loom))]
+    #[inline]
     pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
         match (&self.root, &other.root) {
             (None, None) => true,

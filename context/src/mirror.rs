@@ -32,6 +32,15 @@
 //!   spawning in its request's span);
 //! * copies made in a row under one value share the value captured first,
 //!   which each thread remembers weakly (it keeps nothing alive);
+//! * copies made in one run of a context (a task's poll, a closure's run),
+//!   from the same bindings and under the same current values, share the
+//!   very bindings the first one captured into: no allocation and no entry
+//!   per copy, and one node that every task's lookups read. The run keeps
+//!   those bindings until it ends (or a copy captures something else), so
+//!   a captured value outlives its last copy by at most the rest of that
+//!   run — the only way a mirror delays a value's drop. A thread's base
+//!   context keeps nothing: it never ends. Only mirrors whose
+//!   [`Mirror::is_current`] can tell take part;
 //! * entering and leaving borrow the value from the context's bindings
 //!   rather than cloning it (`hook.rs`).
 
@@ -114,7 +123,11 @@ pub trait Mirror: Send + Sync + 'static {
     /// inside a mirrored context cheap: a task spawning in its request's
     /// span. `false` by default.
     ///
-    /// It runs while the copy's bindings are being read: setting a
+    /// It also decides whether a copy may share the bindings an earlier copy
+    /// of the same run captured into (see the module docs): then it is
+    /// asked about each value those bindings hold.
+    ///
+    /// It may run while the copy's bindings are being read: setting a
     /// variable, or entering or copying a context, from it panics.
     fn is_current(&self, _inherited: &Self::Value) -> bool {
         false
@@ -163,6 +176,10 @@ impl<M: Mirror> Hook for Adapter<M> {
             map.get(key)
                 .is_some_and(|inherited| self.0.is_current(Self::typed(&**inherited)))
         })
+    }
+
+    fn is_current(&self, value: &(dyn Any + Send + Sync)) -> bool {
+        self.0.is_current(Self::typed(value))
     }
 
     fn capture(&self) {
@@ -247,15 +264,28 @@ fn builtin_may_capture() -> bool {
 /// Stores every mirror's capture into `copy` (entered for it, with hooks
 /// suspended, so the caller's third-party state is what is read). By value
 /// and out of line, so that the copy's fast path stays inlined.
+///
+/// Copies made in a row, in one run of a context, from the same bindings
+/// and under the same current values, share the bindings the first one
+/// captured into (`hook::shared_capture`).
 #[cold]
 #[inline(never)]
-pub(crate) fn captured_cell(copy: ContextCell) -> ContextCell {
+pub(crate) fn captured_cell(mut copy: ContextCell) -> ContextCell {
     hook::suspended(|| {
-        if !keeps_all() {
-            // Hooks are suspended: entering the copy runs none.
-            copy.try_run_unmirrored(capture_all)
-                .expect("a new copy is not entered");
+        if keeps_all() {
+            return;
         }
+        if !builtin_may_capture() {
+            if let Some(shared) = copy.with_published(hook::shared_capture) {
+                copy = ContextCell::from_map(shared);
+                return;
+            }
+        }
+        let parent = copy.published();
+        // Hooks are suspended: entering the copy runs none.
+        copy.try_run_unmirrored(capture_all)
+            .expect("a new copy is not entered");
+        drop(hook::remember_capture(parent, copy.published()));
     });
     copy
 }
