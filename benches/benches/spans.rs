@@ -6,8 +6,9 @@
 //! ```
 //!
 //! The workloads are `baton_benches::workloads::spans` (see there); the
-//! report's `spans` group runs the same three interleaved. The target:
-//! `follow` ≤ 1.1 × `instrument`.
+//! report's `spans` group runs the same four interleaved, in pairs. The
+//! targets: `follow` ≤ 1.1 × `instrument`, and
+//! `follow_from_a_task_in_the_span` ≤ 1.1 × `instrument_from_a_task`.
 
 #![forbid(unsafe_code)]
 // `criterion_group!` defines an undocumented `pub fn`.
@@ -26,6 +27,9 @@ fn spans(c: &mut Criterion) {
         b.iter(|| w::follow_from_a_task(&rt, &span))
     });
     g.bench_function("instrument", |b| b.iter(|| w::instrument(&rt, &span)));
+    g.bench_function("instrument_from_a_task", |b| {
+        b.iter(|| w::instrument_from_a_task(&rt, &span))
+    });
     g.finish();
 }
 

@@ -36,10 +36,11 @@
 //!   from the same bindings and under the same current values, share the
 //!   very bindings the first one captured into: no allocation and no entry
 //!   per copy, and one node that every task's lookups read. The run keeps
-//!   those bindings until it ends (or a copy captures something else), so
-//!   a captured value outlives its last copy by at most the rest of that
-//!   run — the only way a mirror delays a value's drop. A thread's base
-//!   context keeps nothing: it never ends. Only mirrors whose
+//!   those bindings, and the ones they were made from, until it ends (or
+//!   a copy captures something else), so a value in them outlives its last
+//!   copy, or a `set` that replaced it, by at most the rest of that run —
+//!   the only way a mirror delays a value's drop. A thread's base context
+//!   keeps nothing: it never ends. Only mirrors whose
 //!   [`Mirror::is_current`] can tell take part;
 //! * entering and leaving borrow the value from the context's bindings
 //!   rather than cloning it (`hook.rs`).
