@@ -8,7 +8,8 @@
 //! exits nest); `exit` drops the guard, which restores what was current
 //! before. It installs itself the first time a copy is made while an
 //! OpenTelemetry span is active; until then each copy costs a look at the
-//! current OpenTelemetry context (the feature is off by default).
+//! current OpenTelemetry context, and is entered only when a span is
+//! active (the feature is off by default).
 
 use std::cell::RefCell;
 use std::sync::Once;
@@ -55,10 +56,14 @@ impl Mirror for OtelMirror {
     }
 }
 
-/// Whether a copy might have an OpenTelemetry context to capture.
+/// Whether a copy might have an OpenTelemetry context to capture: before
+/// the mirror is installed, whether a span is active (a look at the
+/// current OpenTelemetry context, with no clone). Without that look every
+/// copy would be entered to capture nothing, and a lent copy
+/// (`lease.rs`) would be counted instead.
 #[inline(always)]
 pub(crate) fn may_capture() -> bool {
-    !INSTALL.is_completed()
+    !INSTALL.is_completed() && OtelContext::map_current(|current| current.has_active_span())
 }
 
 /// Before the mirror is installed: installs it if an OpenTelemetry span is
