@@ -172,7 +172,7 @@ impl Context {
         Context::from_map(Map::new())
     }
 
-    fn from_map(map: Map) -> Context {
+    pub(crate) fn from_map(map: Map) -> Context {
         Context::from_bindings(Bindings::owned(map))
     }
 
@@ -201,7 +201,7 @@ impl Context {
 
     /// The bindings: live if this thread is running in `self`, else as of
     /// the last publish.
-    fn bindings(&self) -> Map {
+    pub(crate) fn bindings(&self) -> Map {
         current::with_map_if_current(self.inner.cell(), Map::clone)
             .unwrap_or_else(|| self.inner.read())
     }

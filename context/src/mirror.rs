@@ -294,11 +294,21 @@ pub(crate) fn captured_cell(mut copy: ContextCell) -> ContextCell {
 /// [`captured_cell`] for a shared [`Context`].
 #[cold]
 #[inline(never)]
-pub(crate) fn captured(copy: Context) -> Context {
+pub(crate) fn captured(mut copy: Context) -> Context {
     hook::suspended(|| {
-        if !keeps_all() {
-            copy.run(capture_all);
+        if keeps_all() {
+            return;
         }
+        // Counted: a memo may keep it (the copy's own may be lent).
+        let parent = copy.bindings();
+        if !builtin_may_capture() {
+            if let Some(shared) = hook::shared_capture(&parent) {
+                copy = Context::from_map(shared);
+                return;
+            }
+        }
+        copy.run(capture_all);
+        drop(hook::remember_capture(parent, copy.bindings()));
     });
     copy
 }

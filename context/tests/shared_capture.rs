@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Once};
 
-use baton_context::{Context, ContextCell, ContextVar, Mirror, install_mirror};
+use baton_context::{Context, ContextCell, ContextVar, Mirror, copy_context, install_mirror};
 
 /// A value whose lifetime can be counted: a probe's strong count.
 #[derive(Clone)]
@@ -120,6 +120,28 @@ fn copies_in_one_run_share_a_capture_that_lives_until_the_run_ends() {
     // ... and lets go of it when it ends.
     assert_eq!(Arc::strong_count(&probe), 1);
     assert!(ENTERED.with(|e| e.borrow().is_empty()));
+}
+
+#[test]
+fn shared_copies_share_too() {
+    install();
+    let probe = Arc::new(());
+    Context::new().run(|| {
+        make_current(Some(&probe));
+        let _one = ID.set(1);
+        let first = copy_context();
+        let second = copy_context();
+        let _two = ID.set(2);
+        let third = copy_context();
+        make_current(None);
+        for (copy, id) in [(&first, 1), (&second, 1), (&third, 2)] {
+            assert_eq!(copy.get(&ID), Some(id));
+            assert!(Arc::ptr_eq(&copy.get(&HANDLE).unwrap().0, &probe));
+        }
+        drop((first, second, third));
+        assert_eq!(Arc::strong_count(&probe), 2, "kept by the run alone");
+    });
+    assert_eq!(Arc::strong_count(&probe), 1);
 }
 
 #[test]
