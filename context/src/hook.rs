@@ -306,9 +306,9 @@ pub(crate) fn enter_pushed(pushed: Range<usize>) {
 
 /// The context `key` is being left: pops its frames, calling `exit` on the
 /// hooks that entered a value, innermost first, with that value, then drops
-/// its memo, if it has one, and restores the innermost entered context
-/// `pushed` set aside. Every hook is called even if some panic; returns the
-/// first panic, for the caller to resume once it has left the context.
+/// its memo, if it has one; `outer` ([`Pushed::outer`]) is the innermost
+/// entered context again. Every hook is called even if some panic; returns
+/// the first panic, for the caller to resume once it has left the context.
 pub(crate) fn leave(key: usize, outer: usize) -> Option<Box<dyn Any + Send>> {
     struct Restore(bool);
     impl Drop for Restore {
@@ -364,7 +364,8 @@ pub(crate) fn leave(key: usize, outer: usize) -> Option<Box<dyn Any + Send>> {
         }
         next = top();
     }
-    // The memo's values, too, once no frame borrows from them.
+    // Then what the run kept for the copies it made (user code: values'
+    // destructors), still inside the context, hooks suspended.
     if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(memo))) {
         first.get_or_insert(panic);
     }
