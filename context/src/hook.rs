@@ -55,7 +55,9 @@
 //!
 //! * *Same bindings.* The memo holds `parent`, so a root at that address is
 //!   that root, unchanged: a shared root is never updated in place (a `set`
-//!   in between copies the path, and the next copy's root differs).
+//!   in between copies the path, and the next copy's root differs). The
+//!   price: a `set` after such a copy may copy a root it could otherwise
+//!   have updated in place (once per memo).
 //! * *Same values.* Each hook's `is_current` is asked about its value in
 //!   `derived` (with no borrow held: it is user code).
 //! * *Bounded lifetime.* A memo belongs to the innermost context entered

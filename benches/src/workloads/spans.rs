@@ -1,7 +1,7 @@
 //! Spans that follow the work (baton's `tracing` mirror) against the
 //! hand-written way: each spawned future wrapped in `.instrument(span)`.
 //!
-//! All three spawn [`TASKS`] tasks that yield once and finish, and all poll
+//! All four spawn [`TASKS`] tasks that yield once and finish, and all poll
 //! every task inside the span:
 //!
 //! * [`follow`] spawns while the span is entered (by a guard, outside any
